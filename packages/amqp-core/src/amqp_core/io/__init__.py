@@ -1,0 +1,1 @@
+"""Adapter contract and the shared driver."""
