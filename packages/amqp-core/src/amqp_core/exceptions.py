@@ -299,7 +299,7 @@ class NackError(AMQPChannelError):
         return f"{self.__class__.__name__}: {len(self.messages)} unroutable messages returned by broker"
 
 
-class InvalidChannelNumber(AMQPError, LocalProtocolError):
+class InvalidChannelNumber(LocalProtocolError):
     """A channel number outside 1..channel_max, or one already in use."""
 
     def __repr__(self) -> str:
@@ -399,3 +399,27 @@ class DuplicateGetOkCallback(ChannelError):
             f"{self.__class__.__name__}: basic_get can only be called again after the "
             "callback for the previous basic_get is executed"
         )
+
+
+class RemoteFrameError(RemoteProtocolError, InvalidFrameError):
+    """A malformed or oversized frame from the peer (501 FRAME_ERROR)."""
+
+
+class RemoteSyntaxError(RemoteProtocolError, ProtocolSyntaxError):
+    """A method or property list from the peer could not be decoded (502 SYNTAX_ERROR)."""
+
+
+class RemoteCommandInvalid(RemoteProtocolError, ProtocolSyntaxError):
+    """The peer sent an unknown class/method or an invalid command (503 COMMAND_INVALID)."""
+
+
+class RemoteChannelError(RemoteProtocolError, ProtocolSyntaxError):
+    """The peer used a channel that is not open (504 CHANNEL_ERROR)."""
+
+
+class RemoteUnexpectedFrame(RemoteProtocolError, UnexpectedFrameError):
+    """The peer sent a frame out of sequence (505 UNEXPECTED_FRAME)."""
+
+
+class RemoteBodyTooLong(RemoteProtocolError, BodyTooLongError):
+    """A content body was longer than its header announced, or than allowed (501)."""

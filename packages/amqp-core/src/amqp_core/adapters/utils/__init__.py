@@ -1,0 +1,1 @@
+"""Helpers shared by adapters (pika\x27s ``adapters.utils``)."""

@@ -1,0 +1,153 @@
+"""Frame reading and frame encoding.
+
+Theory of operation: AMQP frames are ``type(1) channel(2) size(4) payload
+frame-end(0xCE)``.  :class:`FrameReader` keeps the unread bytes in one buffer
+and parses frames out of it by offset; the consumed prefix is dropped once per
+``feed`` rather than once per frame, so a 256 KiB read holding a thousand
+small deliveries costs one trim.  "Need more" is a return value (``None``).
+
+The reader enforces the negotiated ``frame_max`` (a frame larger than that is
+a 501 frame error, detected from the 7-byte header, before the payload is
+buffered) and the frame-end octet.  Because a frame can never exceed
+``max_frame_size``, the buffer never holds more than one frame plus one read.
+
+Encoding helpers build whole frames with one ``struct.pack`` for the header;
+``encode_content`` splits a body into frames of at most ``frame_max`` bytes
+using memoryview slices, so the body is not copied until the final join.
+"""
+
+from __future__ import annotations
+
+import struct
+from typing import Final
+
+from .. import spec
+from ..exceptions import RemoteFrameError
+
+FRAME_HEADER: Final = struct.Struct(">BHI")
+FRAME_END: Final = b"\xce"
+FRAME_END_BYTE: Final = 0xCE
+#: type + channel + size + frame-end
+FRAME_OVERHEAD: Final = 8
+
+PROTOCOL_HEADER: Final = b"AMQP\x00\x00\x09\x01"
+
+HEARTBEAT_FRAME: Final = FRAME_HEADER.pack(spec.FRAME_HEARTBEAT, 0, 0) + FRAME_END
+
+_METHOD_HEADER = struct.Struct(">BHIHH")
+_CONTENT_HEADER = struct.Struct(">BHIHHQ")
+
+
+class FrameReader:
+    """Parses frames out of the bytes fed to it.
+
+    :param max_frame_size: largest acceptable frame, overhead included
+        (the negotiated frame_max; before tuning, what we proposed)
+    """
+
+    __slots__ = ("_buffer", "_position", "max_frame_size")
+
+    def __init__(self, max_frame_size: int) -> None:
+        self._buffer: bytes = b""
+        self._position = 0
+        self.max_frame_size = max_frame_size
+
+    @property
+    def buffered(self) -> int:
+        """Bytes received but not yet returned as frames."""
+        return len(self._buffer) - self._position
+
+    def feed(self, data: bytes) -> None:
+        """Append received bytes."""
+        position = self._position
+        if position >= len(self._buffer):
+            self._buffer = bytes(data)
+        else:
+            self._buffer = self._buffer[position:] + data
+        self._position = 0
+
+    def startswith(self, prefix: bytes) -> bool | None:
+        """Whether the unread bytes start with ``prefix``; None until enough is buffered."""
+        available = self._buffer[self._position : self._position + len(prefix)]
+        if len(available) < len(prefix):
+            return None if prefix.startswith(available) else False
+        return available == prefix
+
+    def take(self, count: int) -> bytes | None:
+        """Take ``count`` raw bytes (the peer's protocol header), or None if not buffered yet."""
+        end = self._position + count
+        if end > len(self._buffer):
+            return None
+        raw = self._buffer[self._position : end]
+        self._position = end
+        return raw
+
+    def next_frame(self) -> tuple[int, int, bytes] | None:
+        """Return ``(frame_type, channel, payload)`` or None when more bytes are needed.
+
+        :raises RemoteFrameError: oversized frame or a bad frame-end octet
+        """
+        buffer = self._buffer
+        position = self._position
+        if len(buffer) - position < FRAME_OVERHEAD:
+            return None
+        frame_type, channel, size = FRAME_HEADER.unpack_from(buffer, position)
+        if size + FRAME_OVERHEAD > self.max_frame_size:
+            raise RemoteFrameError(
+                spec.FRAME_ERROR,
+                f"frame of {size + FRAME_OVERHEAD} bytes exceeds frame_max {self.max_frame_size}"
+            )
+        end = position + 7 + size
+        if end >= len(buffer):
+            return None
+        if buffer[end] != FRAME_END_BYTE:
+            raise RemoteFrameError(spec.FRAME_ERROR, f"frame-end octet was {buffer[end]:#04x}, expected 0xce")
+        self._position = end + 1
+        return frame_type, channel, buffer[position + 7 : end]
+
+
+def encode_method_frame(channel: int, method: spec.amqp_object.Method) -> bytes:
+    """Encode a method as one frame."""
+    index = method.INDEX
+    assert index is not None
+    arguments = b"".join(method.encode())
+    return (
+        _METHOD_HEADER.pack(
+            spec.FRAME_METHOD, channel, len(arguments) + 4, index >> 16, index & 0xFFFF
+        )
+        + arguments
+        + FRAME_END
+    )
+
+
+def encode_content(
+    channel: int,
+    class_id: int,
+    properties_payload: bytes,
+    body: bytes,
+    frame_max: int,
+) -> list[bytes]:
+    """Encode a content header frame and the body frames (split at ``frame_max``)."""
+    body_size = len(body)
+    pieces = [
+        _CONTENT_HEADER.pack(
+            spec.FRAME_HEADER, channel, 12 + len(properties_payload), class_id, 0, body_size
+        ),
+        properties_payload,
+        FRAME_END,
+    ]
+    if not body_size:
+        return pieces
+    chunk = frame_max - FRAME_OVERHEAD
+    if body_size <= chunk:
+        pieces.append(FRAME_HEADER.pack(spec.FRAME_BODY, channel, body_size))
+        pieces.append(body)
+        pieces.append(FRAME_END)
+        return pieces
+    view = memoryview(body)
+    for start in range(0, body_size, chunk):
+        part = view[start : start + chunk]
+        pieces.append(FRAME_HEADER.pack(spec.FRAME_BODY, channel, len(part)))
+        pieces.append(part)  # type: ignore[arg-type]
+        pieces.append(FRAME_END)
+    return pieces

@@ -1,0 +1,1 @@
+"""Test support for amqp_core: a private RabbitMQ node (:mod:`amqp_core.testing.broker`)."""
