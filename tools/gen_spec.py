@@ -266,17 +266,26 @@ def encode_body(method: MethodDef, st: Structs, ind: str) -> list[str]:
             pieces.append(f"{st.pack(fmt)}({', '.join(args)})")
         fmt, args, arg_is_byte = "", [], False
 
+    nstr = nbits = 0
     fields = list(method.fields)
     i = 0
     while i < len(fields):
         f = fields[i]
         if f.kind == "bit":
-            group = []
+            group: list[Field] = []
             while i < len(fields) and fields[i].kind == "bit" and len(group) < 8:
                 group.append(fields[i])
                 i += 1
             terms = [f"({1 << n} if self.{g.name} else 0)" for n, g in enumerate(group)]
-            expr = terms[0][1:-1] if len(terms) == 1 else " | ".join(terms)
+            if len(terms) == 1:
+                expr = terms[0][1:-1]
+            else:
+                nbits += 1
+                expr = f"bits{nbits}"
+                pre.append(f"{expr} = (")
+                pre.append(f"    {terms[0]}")
+                pre.extend(f"    | {t}" for t in terms[1:])
+                pre.append(")")
             arg_is_byte = fmt == ""
             fmt += "B"
             args.append(expr)
@@ -287,29 +296,30 @@ def encode_body(method: MethodDef, st: Structs, ind: str) -> list[str]:
             args.append(f"self.{f.name}")
             arg_is_byte = False
         elif f.kind == "shortstr":
-            var = f"_{f.name}"
+            nstr += 1
+            var, raw = f"v{nstr}", f"b{nstr}"
             pre.append(f"{var} = self.{f.name}")
             pre.append(
-                f"{var}_b = {var}.encode(\"utf-8\", \"surrogateescape\") "
+                f'{raw} = {var}.encode("utf-8", "surrogateescape") '
                 f"if {var}.__class__ is str else _shortstr({var})"
             )
             arg_is_byte = fmt == ""
             fmt += "B"
-            args.append(f"len({var}_b)")
+            args.append(f"len({raw})")
             flush()
-            pieces.append(f"{var}_b")
+            pieces.append(raw)
         elif f.kind == "longstr":
-            var = f"_{f.name}"
+            nstr += 1
+            var, raw = f"v{nstr}", f"b{nstr}"
             pre.append(f"{var} = self.{f.name}")
             pre.append(
-                f"{var}_b = {var}.encode(\"utf-8\") "
-                f"if {var}.__class__ is str else _longstr({var})"
+                f'{raw} = {var}.encode("utf-8") if {var}.__class__ is str else _longstr({var})'
             )
             fmt += "I"
-            args.append(f"len({var}_b)")
+            args.append(f"len({raw})")
             arg_is_byte = False
             flush()
-            pieces.append(f"{var}_b")
+            pieces.append(raw)
         elif f.kind == "table":
             flush()
             pieces.append(f"encode_table(self.{f.name})")
@@ -339,7 +349,6 @@ def decode_body(method: MethodDef, st: Structs, ind: str) -> list[str]:
     fmt = ""
     targets: list[str] = []
     after: list[str] = []  # bit assignments once the group's octet is read
-    sliced = False
 
     def flush() -> None:
         nonlocal fmt, targets, after
@@ -347,12 +356,11 @@ def decode_body(method: MethodDef, st: Structs, ind: str) -> list[str]:
             return
         if fmt == "B":
             body.append(f"{targets[0]} = encoded[offset]")
-            body.append("offset += 1")
         else:
             lhs = f"({targets[0]},)" if len(targets) == 1 else ", ".join(targets)
             body.append(f"{lhs} = {st.unpack(fmt)}(encoded, offset)")
-            body.append(f"offset += {struct.calcsize('>' + fmt)}")
         body.extend(after)
+        body.append(f"offset += {struct.calcsize('>' + fmt)}")
         fmt, targets, after = "", [], []
 
     fields = list(method.fields)
@@ -360,7 +368,7 @@ def decode_body(method: MethodDef, st: Structs, ind: str) -> list[str]:
     while i < len(fields):
         f = fields[i]
         if f.kind == "bit":
-            group = []
+            group: list[Field] = []
             while i < len(fields) and fields[i].kind == "bit" and len(group) < 8:
                 group.append(fields[i])
                 i += 1
@@ -379,21 +387,27 @@ def decode_body(method: MethodDef, st: Structs, ind: str) -> list[str]:
             flush()
             body.append("end = offset + n")
             if f.kind == "shortstr":
-                body.append(f'self.{f.name} = str(encoded[offset:end], "utf-8", "surrogateescape")')
+                body.append(
+                    f'self.{f.name} = text(encoded[offset:end], "utf-8", "surrogateescape")'
+                )
             else:
                 body.append(f"self.{f.name} = bytes(encoded[offset:end])")
             body.append("offset = end")
-            sliced = True
         elif f.kind == "table":
             flush()
             body.append(f"self.{f.name}, offset = decode_table(encoded, offset)")
         else:  # pragma: no cover
             raise SpecError(f.kind)
     flush()
-    if sliced:
-        body.append("if offset > len(encoded):")
-        body.append("    raise _truncated(self)")
+    # The last read decides the tail: a struct or index read has already checked
+    # the length (drop the dead offset update); a slice has not (check its end).
+    if body[-1].startswith("offset += "):
+        body.pop()
+    elif body[-1] == "offset = end":
+        body[-1:] = ["if end > len(encoded):", "    raise _truncated(self)"]
     lines = [f"{ind}try:"]
+    if any(f.kind == "shortstr" for f in method.fields):
+        lines.append(f"{ind}    text = _TEXT.get(encoded.__class__, str)")
     lines += [f"{ind}    {line}" for line in body]
     lines.append(f"{ind}except _MALFORMED as exc:")
     lines.append(f"{ind}    raise _malformed(self, exc) from exc")
@@ -405,10 +419,7 @@ def emit_method(method: MethodDef, st: Structs) -> list[str]:
     ind = "    "
     names = [f.name for f in method.fields]
     kinds = [f.kind for f in method.fields]
-    doc = (
-        f"AMQP ``{method.wire_name}`` "
-        f"(class {method.class_id}, method {method.method_id})"
-    )
+    doc = f"AMQP ``{method.wire_name}`` (class {method.class_id}, method {method.method_id})"
     flags = []
     if method.synchronous:
         flags.append("synchronous")
@@ -421,15 +432,17 @@ def emit_method(method: MethodDef, st: Structs) -> list[str]:
         f"{ind}class {method.name}(amqp_object.Method):",
         f'{ind}    """{doc}."""',
         "",
-        f"{ind}    __slots__ = {tuple_literal(names)}",
+    ]
+    lines += assign_tuple(ind + "    ", "__slots__", sorted(names))
+    lines += [
         "",
         f"{ind}    INDEX: ClassVar[int] = 0x{method.index:08X}",
         f'{ind}    NAME: ClassVar[str] = "{method.full_name}"',
         f"{ind}    synchronous: ClassVar[bool] = {method.synchronous}",
-        f"{ind}    _FIELDS: ClassVar[tuple[str, ...]] = {tuple_literal(names)}",
-        f"{ind}    _KINDS: ClassVar[tuple[str, ...]] = {tuple_literal(kinds)}",
-        "",
     ]
+    lines += assign_tuple(ind + "    ", "_FIELDS: ClassVar[tuple[str, ...]]", names)
+    lines += assign_tuple(ind + "    ", "_KINDS: ClassVar[tuple[str, ...]]", kinds)
+    lines.append("")
     for f in method.fields:
         lines.append(f"{ind}    {f.name}: {PY_TYPES[f.kind]}")
     if method.fields:
@@ -468,6 +481,14 @@ def tuple_literal(items: list[str]) -> str:
     return "(" + ", ".join(f'"{x}"' for x in items) + ")"
 
 
+def assign_tuple(indent: str, lhs: str, items: list[str]) -> list[str]:
+    """``lhs = ("a", "b")`` on one line, or one item per line when too long."""
+    line = f"{indent}{lhs} = {tuple_literal(items)}"
+    if len(line) <= 100:
+        return [line]
+    return [f"{indent}{lhs} = (", *(f'{indent}    "{x}",' for x in items), f"{indent})"]
+
+
 def emit_properties(cls: ClassDef, st: Structs) -> list[str]:
     """``BasicProperties``: flag word, then the properties that are present."""
     props = cls.properties
@@ -485,15 +506,17 @@ def emit_properties(cls: ClassDef, st: Structs) -> list[str]:
         "    :class:`DeliveryMode`; the plain ``int`` is stored.  ``timestamp`` is in seconds.",
         '    """',
         "",
-        f"    __slots__ = {tuple_literal(names)}",
+    ]
+    lines += assign_tuple("    ", "__slots__", sorted(names))
+    lines += [
         "",
-        f"    CLASS: ClassVar[type[amqp_object.Class] | None] = {cls.name}",
+        f"    CLASS = {cls.name}",
         f"    INDEX: ClassVar[int] = 0x{cls.class_id:04X}",
         f'    NAME: ClassVar[str] = "{name}"',
-        f"    _FIELDS: ClassVar[tuple[str, ...]] = {tuple_literal(names)}",
-        f"    _KINDS: ClassVar[tuple[str, ...]] = {tuple_literal(kinds)}",
-        "",
     ]
+    lines += assign_tuple("    ", "_FIELDS: ClassVar[tuple[str, ...]]", names)
+    lines += assign_tuple("    ", "_KINDS: ClassVar[tuple[str, ...]]", kinds)
+    lines.append("")
     for p in props:
         lines.append(f"    FLAG_{p.name.upper()}: ClassVar[int] = 0x{flag[p.name]:04X}")
     lines.append("")
@@ -506,7 +529,9 @@ def emit_properties(cls: ClassDef, st: Structs) -> list[str]:
         ptype = PY_TYPES[p.kind]
         if p.name == "delivery_mode":
             ptype = "DeliveryMode | int"
-        params.append(f"{p.name}: {ptype}" + ("" if ptype.endswith("None") else " | None") + " = None")
+        params.append(
+            f"{p.name}: {ptype}" + ("" if ptype.endswith("None") else " | None") + " = None"
+        )
     lines += signature("__init__", params, "    ")
     for p in props:
         if p.name == "delivery_mode":
@@ -523,23 +548,23 @@ def emit_properties(cls: ClassDef, st: Structs) -> list[str]:
         '            parts: list[bytes] = [b""]',
     ]
     for p in props:
-        var = f"_{p.name}"
+        var = {"shortstr": "s", "longstr": "ls", "table": "t"}.get(p.kind, "i")
         body = [f"flags |= 0x{flag[p.name]:04X}"]
         if p.kind in FIXED:
             body.append(f"parts.append({st.pack(FIXED[p.kind])}({var}))")
         elif p.kind == "shortstr":
             body.append(
-                f'{var}_b = {var}.encode("utf-8", "surrogateescape") '
+                f'raw = {var}.encode("utf-8", "surrogateescape") '
                 f"if {var}.__class__ is str else _shortstr({var})"
             )
-            body.append(f"parts.append(_OCTET[len({var}_b)])")
-            body.append(f"parts.append({var}_b)")
+            body.append("parts.append(_OCTET[len(raw)])")
+            body.append("parts.append(raw)")
         elif p.kind == "longstr":
             body.append(
-                f'{var}_b = {var}.encode("utf-8") if {var}.__class__ is str else _longstr({var})'
+                f'raw = {var}.encode("utf-8") if {var}.__class__ is str else _longstr({var})'
             )
-            body.append(f"parts.append({st.pack('I')}(len({var}_b)))")
-            body.append(f"parts.append({var}_b)")
+            body.append(f"parts.append({st.pack('I')}(len(raw)))")
+            body.append("parts.append(raw)")
         elif p.kind == "table":
             body.append(f"parts.append(encode_table({var}))")
         else:
@@ -560,6 +585,7 @@ def emit_properties(cls: ClassDef, st: Structs) -> list[str]:
         "    def decode(self, encoded: Buffer, offset: int = 0) -> Self:",
         '        """Decode the flag word(s) and the present properties; see the base class."""',
         "        try:",
+        "            text = _TEXT.get(encoded.__class__, str)",
         f"            (flags,) = {st.unpack('H')}(encoded, offset)",
         "            offset += 2",
         "            word = flags",
@@ -579,7 +605,8 @@ def emit_properties(cls: ClassDef, st: Structs) -> list[str]:
         elif p.kind == "shortstr":
             lines.append("                end = offset + 1 + encoded[offset]")
             lines.append(
-                f'                self.{p.name} = str(encoded[offset + 1:end], "utf-8", "surrogateescape")'
+                f"                self.{p.name} = "
+                'text(encoded[offset + 1:end], "utf-8", "surrogateescape")'
             )
             lines.append("                offset = end")
         elif p.kind == "longstr":
@@ -628,15 +655,15 @@ Bit arguments are encoded by their truth value, as in pika.
 from __future__ import annotations
 
 import struct
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, ClassVar, Self
 
 from . import amqp_object
 from ._codec import decode_table, encode_table
 from .amqp_object import Buffer
 from .delivery_mode import DeliveryMode
-from .exchange_type import ExchangeType
 from .exceptions import InvalidFieldTypeException, InvalidFrameError, ShortStringTooLong
+from .exchange_type import ExchangeType
 
 '''
 
@@ -646,6 +673,9 @@ HELPERS = '''
 
 #: One-octet byte strings, indexed by value (string lengths and bit octets).
 _OCTET: tuple[bytes, ...] = tuple(bytes((n,)) for n in range(256))
+
+#: Fastest text decoder per buffer type (``str()`` serves memoryview and the rest).
+_TEXT: dict[type, Callable[..., str]] = {bytes: bytes.decode, bytearray: bytearray.decode}
 
 #: What a failed encode raises before ``_explain`` names the culprit.
 _ENCODE_ERRORS = (struct.error, TypeError, AttributeError, IndexError, ValueError, OverflowError)
@@ -740,6 +770,11 @@ def _malformed(obj: amqp_object.AMQPObject, exc: Exception) -> InvalidFrameError
 '''
 
 
+def isort_key(name: str) -> tuple[int, str]:
+    """Order of ``__all__``: CONSTANTS, then Classes, then functions (as ruff's RUF022)."""
+    return (0 if name.isupper() else 1 if name[0].isupper() else 2, name)
+
+
 def generate(spec_path: Path = SPEC_JSON) -> str:
     """Return the full text of the spec module."""
     doc, classes = load_model(spec_path)
@@ -776,7 +811,9 @@ def generate(spec_path: Path = SPEC_JSON) -> str:
     tail += [f"    0x{c.class_id:04X}: {c.name}Properties," for c in classes if c.properties]
     tail.append("}")
     tail.append("")
-    tail.append("_CONTENT_METHODS = frozenset({" + ", ".join(f"0x{m.index:08X}" for m in content) + "})")
+    tail.append(
+        "_CONTENT_METHODS = frozenset({" + ", ".join(f"0x{m.index:08X}" for m in content) + "})"
+    )
     tail += [
         "",
         "",
@@ -790,7 +827,10 @@ def generate(spec_path: Path = SPEC_JSON) -> str:
     ]
 
     constants = [
-        ("PROTOCOL_VERSION", f"({doc['major-version']}, {doc['minor-version']}, {doc['revision']})"),
+        (
+            "PROTOCOL_VERSION",
+            f"({doc['major-version']}, {doc['minor-version']}, {doc['revision']})",
+        ),
         ("PORT", str(doc["port"])),
     ]
     constants += [(c["name"].replace("-", "_").upper(), str(c["value"])) for c in doc["constants"]]
@@ -805,7 +845,7 @@ def generate(spec_path: Path = SPEC_JSON) -> str:
     out = [HEADER + PRELUDE.rstrip("\n")]
     out.append("")
     out.append("__all__ = [")
-    out += [f'    "{name}",' for name in sorted(exported)]
+    out += [f'    "{name}",' for name in sorted(exported, key=isort_key)]
     out.append("]")
     out.append("")
     out += [f"{name} = {value}" for name, value in constants]

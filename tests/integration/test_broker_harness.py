@@ -69,7 +69,9 @@ class RawConnection:
         assert got == method, f"expected {method}, got {got}: {args[:80]!r}"
         return args
 
-    def open(self, mechanism: str, response: bytes, name: str = "harness-test") -> None:
+    def open(
+        self, mechanism: str, response: bytes, name: str = "harness-test", vhost: str = "/"
+    ) -> None:
         """Handshake up to Connection.Open-Ok (raises if the broker refuses)."""
         self.sock.sendall(b"AMQP\x00\x00\x09\x01")
         self.expect(CONNECTION_START)
@@ -83,7 +85,7 @@ class RawConnection:
         assert method == CONNECTION_TUNE
         channel_max, frame_max, _heartbeat = struct.unpack("!HIH", args)
         self.sock.sendall(method_frame(10, 31, struct.pack("!HIH", channel_max, frame_max, 0)))
-        self.sock.sendall(method_frame(10, 40, shortstr("/") + shortstr("") + b"\x00"))
+        self.sock.sendall(method_frame(10, 40, shortstr(vhost) + shortstr("") + b"\x00"))
         self.expect(CONNECTION_OPEN_OK)
 
     def expect_forced_close(self) -> int:
@@ -179,8 +181,9 @@ def test_users_vhosts_and_permissions(private_broker: PrivateBroker) -> None:
     private_broker.add_user("harness-user", "harness-secret")
     try:
         private_broker.set_permissions("harness-user", "harness-vhost")
-        out = private_broker.ctl("list_user_permissions", "harness-user")
-        assert "harness-vhost" in out
+        with socket.create_connection((private_broker.host, private_broker.port), 10.0) as sock:
+            login = b"\x00harness-user\x00harness-secret"
+            RawConnection(sock).open("PLAIN", login, vhost="harness-vhost")
     finally:
         private_broker.delete_user("harness-user")
         private_broker.delete_vhost("harness-vhost")

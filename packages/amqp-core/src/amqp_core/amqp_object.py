@@ -74,6 +74,7 @@ class Class(AMQPObject):
     __slots__ = ()
 
     NAME: ClassVar[str] = "Unextended Class"
+    INDEX: ClassVar[int]  # the class id; set by every generated subclass
 
 
 class Method(AMQPObject):
@@ -87,6 +88,7 @@ class Method(AMQPObject):
     __slots__ = ("_body", "_properties")
 
     NAME: ClassVar[str] = "Unextended Method"
+    INDEX: ClassVar[int]  # class_id << 16 | method_id; set by every generated subclass
     #: Whether the peer answers this method with a reply method.
     synchronous: ClassVar[bool] = False
 
@@ -136,6 +138,7 @@ class Properties(AMQPObject):
     __slots__ = ()
 
     NAME: ClassVar[str] = "Unextended Properties"
+    INDEX: ClassVar[int]  # the class id; set by every generated subclass
     #: The AMQP class these properties belong to.
     CLASS: ClassVar[type[Class] | None] = None
 
@@ -154,4 +157,3 @@ class Properties(AMQPObject):
         :returns: ``self``
         """
         raise NotImplementedError
-

@@ -19,7 +19,6 @@ from .protocol.frames import (
     FRAME_END,
     FRAME_END_BYTE,
     FRAME_HEADER,
-    PROTOCOL_HEADER,
     encode_content,
     encode_method_frame,
 )
@@ -46,9 +45,6 @@ class Frame(amqp_object.AMQPObject):
 
     def __eq__(self, other: object) -> bool:
         return type(self) is type(other) and vars(self) == vars(other)
-
-    def __hash__(self) -> int:
-        return id(self)
 
     def marshal(self) -> bytes:
         """Encode the whole frame."""
@@ -139,9 +135,6 @@ class ProtocolHeader(amqp_object.AMQPObject):
             (self.major, self.minor, self.revision) == (other.major, other.minor, other.revision)
         )
 
-    def __hash__(self) -> int:
-        return hash((self.major, self.minor, self.revision))
-
     def marshal(self) -> bytes:
         """Encode the preamble."""
         return b"AMQP" + struct.pack("BBBB", 0, self.major, self.minor, self.revision)
@@ -187,5 +180,3 @@ def decode_frame(data_in: bytes) -> tuple[int, Frame | ProtocolHeader | None]:
         raise InvalidFrameError(str(error)) from None
     raise InvalidFrameError(f"Unknown frame type: {frame_type}")
 
-
-_ = PROTOCOL_HEADER

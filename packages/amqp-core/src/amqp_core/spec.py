@@ -25,31 +25,22 @@ Bit arguments are encoded by their truth value, as in pika.
 from __future__ import annotations
 
 import struct
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, ClassVar, Self
 
 from . import amqp_object
 from ._codec import decode_table, encode_table
 from .amqp_object import Buffer
 from .delivery_mode import DeliveryMode
-from .exchange_type import ExchangeType
 from .exceptions import InvalidFieldTypeException, InvalidFrameError, ShortStringTooLong
+from .exchange_type import ExchangeType
 
 __all__ = [
     "ACCESS_REFUSED",
-    "Access",
-    "Basic",
-    "BasicProperties",
     "CHANNEL_ERROR",
     "COMMAND_INVALID",
     "CONNECTION_FORCED",
     "CONTENT_TOO_LARGE",
-    "Channel",
-    "Confirm",
-    "Connection",
-    "DeliveryMode",
-    "Exchange",
-    "ExchangeType",
     "FRAME_BODY",
     "FRAME_END",
     "FRAME_END_SIZE",
@@ -71,14 +62,23 @@ __all__ = [
     "PORT",
     "PRECONDITION_FAILED",
     "PROTOCOL_VERSION",
-    "Queue",
     "REPLY_SUCCESS",
     "RESOURCE_ERROR",
     "RESOURCE_LOCKED",
     "SYNTAX_ERROR",
     "TRANSIENT_DELIVERY_MODE",
-    "Tx",
     "UNEXPECTED_FRAME",
+    "Access",
+    "Basic",
+    "BasicProperties",
+    "Channel",
+    "Confirm",
+    "Connection",
+    "DeliveryMode",
+    "Exchange",
+    "ExchangeType",
+    "Queue",
+    "Tx",
     "has_content",
     "methods",
     "props",
@@ -122,6 +122,9 @@ PERSISTENT_DELIVERY_MODE = 2
 
 #: One-octet byte strings, indexed by value (string lengths and bit octets).
 _OCTET: tuple[bytes, ...] = tuple(bytes((n,)) for n in range(256))
+
+#: Fastest text decoder per buffer type (``str()`` serves memoryview and the rest).
+_TEXT: dict[type, Callable[..., str]] = {bytes: bytes.decode, bytearray: bytearray.decode}
 
 #: What a failed encode raises before ``_explain`` names the culprit.
 _ENCODE_ERRORS = (struct.error, TypeError, AttributeError, IndexError, ValueError, OverflowError)
@@ -252,12 +255,18 @@ class Connection(amqp_object.Class):
     class Start(amqp_object.Method):
         """AMQP ``connection.start`` (class 10, method 10); synchronous."""
 
-        __slots__ = ("version_major", "version_minor", "server_properties", "mechanisms", "locales")
+        __slots__ = ("locales", "mechanisms", "server_properties", "version_major", "version_minor")
 
         INDEX: ClassVar[int] = 0x000A000A
         NAME: ClassVar[str] = "Connection.Start"
         synchronous: ClassVar[bool] = True
-        _FIELDS: ClassVar[tuple[str, ...]] = ("version_major", "version_minor", "server_properties", "mechanisms", "locales")
+        _FIELDS: ClassVar[tuple[str, ...]] = (
+            "version_major",
+            "version_minor",
+            "server_properties",
+            "mechanisms",
+            "locales",
+        )
         _KINDS: ClassVar[tuple[str, ...]] = ("octet", "octet", "table", "longstr", "longstr")
 
         version_major: int
@@ -283,17 +292,17 @@ class Connection(amqp_object.Class):
         def encode(self) -> list[bytes]:
             """Encode the arguments; see :meth:`amqp_object.Method.encode`."""
             try:
-                _mechanisms = self.mechanisms
-                _mechanisms_b = _mechanisms.encode("utf-8") if _mechanisms.__class__ is str else _longstr(_mechanisms)
-                _locales = self.locales
-                _locales_b = _locales.encode("utf-8") if _locales.__class__ is str else _longstr(_locales)
+                v1 = self.mechanisms
+                b1 = v1.encode("utf-8") if v1.__class__ is str else _longstr(v1)
+                v2 = self.locales
+                b2 = v2.encode("utf-8") if v2.__class__ is str else _longstr(v2)
                 return [
                     _pack_BB(self.version_major, self.version_minor),
                     encode_table(self.server_properties),
-                    _pack_I(len(_mechanisms_b)),
-                    _mechanisms_b,
-                    _pack_I(len(_locales_b)),
-                    _locales_b,
+                    _pack_I(len(b1)),
+                    b1,
+                    _pack_I(len(b2)),
+                    b2,
                 ]
             except _ENCODE_ERRORS:
                 _explain(self)
@@ -314,8 +323,7 @@ class Connection(amqp_object.Class):
                 offset += 4
                 end = offset + n
                 self.locales = bytes(encoded[offset:end])
-                offset = end
-                if offset > len(encoded):
+                if end > len(encoded):
                     raise _truncated(self)
             except _MALFORMED as exc:
                 raise _malformed(self, exc) from exc
@@ -324,12 +332,17 @@ class Connection(amqp_object.Class):
     class StartOk(amqp_object.Method):
         """AMQP ``connection.start-ok`` (class 10, method 11)."""
 
-        __slots__ = ("client_properties", "mechanism", "response", "locale")
+        __slots__ = ("client_properties", "locale", "mechanism", "response")
 
         INDEX: ClassVar[int] = 0x000A000B
         NAME: ClassVar[str] = "Connection.StartOk"
         synchronous: ClassVar[bool] = False
-        _FIELDS: ClassVar[tuple[str, ...]] = ("client_properties", "mechanism", "response", "locale")
+        _FIELDS: ClassVar[tuple[str, ...]] = (
+            "client_properties",
+            "mechanism",
+            "response",
+            "locale",
+        )
         _KINDS: ClassVar[tuple[str, ...]] = ("table", "shortstr", "longstr", "shortstr")
 
         client_properties: Mapping[str, Any] | None
@@ -352,20 +365,20 @@ class Connection(amqp_object.Class):
         def encode(self) -> list[bytes]:
             """Encode the arguments; see :meth:`amqp_object.Method.encode`."""
             try:
-                _mechanism = self.mechanism
-                _mechanism_b = _mechanism.encode("utf-8", "surrogateescape") if _mechanism.__class__ is str else _shortstr(_mechanism)
-                _response = self.response
-                _response_b = _response.encode("utf-8") if _response.__class__ is str else _longstr(_response)
-                _locale = self.locale
-                _locale_b = _locale.encode("utf-8", "surrogateescape") if _locale.__class__ is str else _shortstr(_locale)
+                v1 = self.mechanism
+                b1 = v1.encode("utf-8", "surrogateescape") if v1.__class__ is str else _shortstr(v1)
+                v2 = self.response
+                b2 = v2.encode("utf-8") if v2.__class__ is str else _longstr(v2)
+                v3 = self.locale
+                b3 = v3.encode("utf-8", "surrogateescape") if v3.__class__ is str else _shortstr(v3)
                 return [
                     encode_table(self.client_properties),
-                    _OCTET[len(_mechanism_b)],
-                    _mechanism_b,
-                    _pack_I(len(_response_b)),
-                    _response_b,
-                    _OCTET[len(_locale_b)],
-                    _locale_b,
+                    _OCTET[len(b1)],
+                    b1,
+                    _pack_I(len(b2)),
+                    b2,
+                    _OCTET[len(b3)],
+                    b3,
                 ]
             except _ENCODE_ERRORS:
                 _explain(self)
@@ -374,11 +387,12 @@ class Connection(amqp_object.Class):
         def decode(self, encoded: Buffer, offset: int = 0) -> Self:
             """Decode the arguments; see :meth:`amqp_object.Method.decode`."""
             try:
+                text = _TEXT.get(encoded.__class__, str)
                 self.client_properties, offset = decode_table(encoded, offset)
                 n = encoded[offset]
                 offset += 1
                 end = offset + n
-                self.mechanism = str(encoded[offset:end], "utf-8", "surrogateescape")
+                self.mechanism = text(encoded[offset:end], "utf-8", "surrogateescape")
                 offset = end
                 (n,) = _unpack_I(encoded, offset)
                 offset += 4
@@ -388,9 +402,8 @@ class Connection(amqp_object.Class):
                 n = encoded[offset]
                 offset += 1
                 end = offset + n
-                self.locale = str(encoded[offset:end], "utf-8", "surrogateescape")
-                offset = end
-                if offset > len(encoded):
+                self.locale = text(encoded[offset:end], "utf-8", "surrogateescape")
+                if end > len(encoded):
                     raise _truncated(self)
             except _MALFORMED as exc:
                 raise _malformed(self, exc) from exc
@@ -415,9 +428,9 @@ class Connection(amqp_object.Class):
         def encode(self) -> list[bytes]:
             """Encode the arguments; see :meth:`amqp_object.Method.encode`."""
             try:
-                _challenge = self.challenge
-                _challenge_b = _challenge.encode("utf-8") if _challenge.__class__ is str else _longstr(_challenge)
-                return [_pack_I(len(_challenge_b)), _challenge_b]
+                v1 = self.challenge
+                b1 = v1.encode("utf-8") if v1.__class__ is str else _longstr(v1)
+                return [_pack_I(len(b1)), b1]
             except _ENCODE_ERRORS:
                 _explain(self)
                 raise
@@ -429,8 +442,7 @@ class Connection(amqp_object.Class):
                 offset += 4
                 end = offset + n
                 self.challenge = bytes(encoded[offset:end])
-                offset = end
-                if offset > len(encoded):
+                if end > len(encoded):
                     raise _truncated(self)
             except _MALFORMED as exc:
                 raise _malformed(self, exc) from exc
@@ -455,9 +467,9 @@ class Connection(amqp_object.Class):
         def encode(self) -> list[bytes]:
             """Encode the arguments; see :meth:`amqp_object.Method.encode`."""
             try:
-                _response = self.response
-                _response_b = _response.encode("utf-8") if _response.__class__ is str else _longstr(_response)
-                return [_pack_I(len(_response_b)), _response_b]
+                v1 = self.response
+                b1 = v1.encode("utf-8") if v1.__class__ is str else _longstr(v1)
+                return [_pack_I(len(b1)), b1]
             except _ENCODE_ERRORS:
                 _explain(self)
                 raise
@@ -469,8 +481,7 @@ class Connection(amqp_object.Class):
                 offset += 4
                 end = offset + n
                 self.response = bytes(encoded[offset:end])
-                offset = end
-                if offset > len(encoded):
+                if end > len(encoded):
                     raise _truncated(self)
             except _MALFORMED as exc:
                 raise _malformed(self, exc) from exc
@@ -508,7 +519,6 @@ class Connection(amqp_object.Class):
             """Decode the arguments; see :meth:`amqp_object.Method.decode`."""
             try:
                 self.channel_max, self.frame_max, self.heartbeat = _unpack_HIH(encoded, offset)
-                offset += 8
             except _MALFORMED as exc:
                 raise _malformed(self, exc) from exc
             return self
@@ -545,7 +555,6 @@ class Connection(amqp_object.Class):
             """Decode the arguments; see :meth:`amqp_object.Method.decode`."""
             try:
                 self.channel_max, self.frame_max, self.heartbeat = _unpack_HIH(encoded, offset)
-                offset += 8
             except _MALFORMED as exc:
                 raise _malformed(self, exc) from exc
             return self
@@ -553,7 +562,7 @@ class Connection(amqp_object.Class):
     class Open(amqp_object.Method):
         """AMQP ``connection.open`` (class 10, method 40); synchronous."""
 
-        __slots__ = ("virtual_host", "capabilities", "insist")
+        __slots__ = ("capabilities", "insist", "virtual_host")
 
         INDEX: ClassVar[int] = 0x000A0028
         NAME: ClassVar[str] = "Connection.Open"
@@ -578,17 +587,11 @@ class Connection(amqp_object.Class):
         def encode(self) -> list[bytes]:
             """Encode the arguments; see :meth:`amqp_object.Method.encode`."""
             try:
-                _virtual_host = self.virtual_host
-                _virtual_host_b = _virtual_host.encode("utf-8", "surrogateescape") if _virtual_host.__class__ is str else _shortstr(_virtual_host)
-                _capabilities = self.capabilities
-                _capabilities_b = _capabilities.encode("utf-8", "surrogateescape") if _capabilities.__class__ is str else _shortstr(_capabilities)
-                return [
-                    _OCTET[len(_virtual_host_b)],
-                    _virtual_host_b,
-                    _OCTET[len(_capabilities_b)],
-                    _capabilities_b,
-                    _OCTET[1 if self.insist else 0],
-                ]
+                v1 = self.virtual_host
+                b1 = v1.encode("utf-8", "surrogateescape") if v1.__class__ is str else _shortstr(v1)
+                v2 = self.capabilities
+                b2 = v2.encode("utf-8", "surrogateescape") if v2.__class__ is str else _shortstr(v2)
+                return [_OCTET[len(b1)], b1, _OCTET[len(b2)], b2, _OCTET[1 if self.insist else 0]]
             except _ENCODE_ERRORS:
                 _explain(self)
                 raise
@@ -596,21 +599,19 @@ class Connection(amqp_object.Class):
         def decode(self, encoded: Buffer, offset: int = 0) -> Self:
             """Decode the arguments; see :meth:`amqp_object.Method.decode`."""
             try:
+                text = _TEXT.get(encoded.__class__, str)
                 n = encoded[offset]
                 offset += 1
                 end = offset + n
-                self.virtual_host = str(encoded[offset:end], "utf-8", "surrogateescape")
+                self.virtual_host = text(encoded[offset:end], "utf-8", "surrogateescape")
                 offset = end
                 n = encoded[offset]
                 offset += 1
                 end = offset + n
-                self.capabilities = str(encoded[offset:end], "utf-8", "surrogateescape")
+                self.capabilities = text(encoded[offset:end], "utf-8", "surrogateescape")
                 offset = end
                 bits = encoded[offset]
-                offset += 1
                 self.insist = (bits & 1) != 0
-                if offset > len(encoded):
-                    raise _truncated(self)
             except _MALFORMED as exc:
                 raise _malformed(self, exc) from exc
             return self
@@ -634,9 +635,9 @@ class Connection(amqp_object.Class):
         def encode(self) -> list[bytes]:
             """Encode the arguments; see :meth:`amqp_object.Method.encode`."""
             try:
-                _known_hosts = self.known_hosts
-                _known_hosts_b = _known_hosts.encode("utf-8", "surrogateescape") if _known_hosts.__class__ is str else _shortstr(_known_hosts)
-                return [_OCTET[len(_known_hosts_b)], _known_hosts_b]
+                v1 = self.known_hosts
+                b1 = v1.encode("utf-8", "surrogateescape") if v1.__class__ is str else _shortstr(v1)
+                return [_OCTET[len(b1)], b1]
             except _ENCODE_ERRORS:
                 _explain(self)
                 raise
@@ -644,12 +645,12 @@ class Connection(amqp_object.Class):
         def decode(self, encoded: Buffer, offset: int = 0) -> Self:
             """Decode the arguments; see :meth:`amqp_object.Method.decode`."""
             try:
+                text = _TEXT.get(encoded.__class__, str)
                 n = encoded[offset]
                 offset += 1
                 end = offset + n
-                self.known_hosts = str(encoded[offset:end], "utf-8", "surrogateescape")
-                offset = end
-                if offset > len(encoded):
+                self.known_hosts = text(encoded[offset:end], "utf-8", "surrogateescape")
+                if end > len(encoded):
                     raise _truncated(self)
             except _MALFORMED as exc:
                 raise _malformed(self, exc) from exc
@@ -658,7 +659,7 @@ class Connection(amqp_object.Class):
     class Close(amqp_object.Method):
         """AMQP ``connection.close`` (class 10, method 50); synchronous."""
 
-        __slots__ = ("reply_code", "reply_text", "class_id", "method_id")
+        __slots__ = ("class_id", "method_id", "reply_code", "reply_text")
 
         INDEX: ClassVar[int] = 0x000A0032
         NAME: ClassVar[str] = "Connection.Close"
@@ -686,11 +687,11 @@ class Connection(amqp_object.Class):
         def encode(self) -> list[bytes]:
             """Encode the arguments; see :meth:`amqp_object.Method.encode`."""
             try:
-                _reply_text = self.reply_text
-                _reply_text_b = _reply_text.encode("utf-8", "surrogateescape") if _reply_text.__class__ is str else _shortstr(_reply_text)
+                v1 = self.reply_text
+                b1 = v1.encode("utf-8", "surrogateescape") if v1.__class__ is str else _shortstr(v1)
                 return [
-                    _pack_HB(self.reply_code, len(_reply_text_b)),
-                    _reply_text_b,
+                    _pack_HB(self.reply_code, len(b1)),
+                    b1,
                     _pack_HH(self.class_id, self.method_id),
                 ]
             except _ENCODE_ERRORS:
@@ -700,15 +701,13 @@ class Connection(amqp_object.Class):
         def decode(self, encoded: Buffer, offset: int = 0) -> Self:
             """Decode the arguments; see :meth:`amqp_object.Method.decode`."""
             try:
+                text = _TEXT.get(encoded.__class__, str)
                 self.reply_code, n = _unpack_HB(encoded, offset)
                 offset += 3
                 end = offset + n
-                self.reply_text = str(encoded[offset:end], "utf-8", "surrogateescape")
+                self.reply_text = text(encoded[offset:end], "utf-8", "surrogateescape")
                 offset = end
                 self.class_id, self.method_id = _unpack_HH(encoded, offset)
-                offset += 4
-                if offset > len(encoded):
-                    raise _truncated(self)
             except _MALFORMED as exc:
                 raise _malformed(self, exc) from exc
             return self
@@ -754,9 +753,9 @@ class Connection(amqp_object.Class):
         def encode(self) -> list[bytes]:
             """Encode the arguments; see :meth:`amqp_object.Method.encode`."""
             try:
-                _reason = self.reason
-                _reason_b = _reason.encode("utf-8", "surrogateescape") if _reason.__class__ is str else _shortstr(_reason)
-                return [_OCTET[len(_reason_b)], _reason_b]
+                v1 = self.reason
+                b1 = v1.encode("utf-8", "surrogateescape") if v1.__class__ is str else _shortstr(v1)
+                return [_OCTET[len(b1)], b1]
             except _ENCODE_ERRORS:
                 _explain(self)
                 raise
@@ -764,12 +763,12 @@ class Connection(amqp_object.Class):
         def decode(self, encoded: Buffer, offset: int = 0) -> Self:
             """Decode the arguments; see :meth:`amqp_object.Method.decode`."""
             try:
+                text = _TEXT.get(encoded.__class__, str)
                 n = encoded[offset]
                 offset += 1
                 end = offset + n
-                self.reason = str(encoded[offset:end], "utf-8", "surrogateescape")
-                offset = end
-                if offset > len(encoded):
+                self.reason = text(encoded[offset:end], "utf-8", "surrogateescape")
+                if end > len(encoded):
                     raise _truncated(self)
             except _MALFORMED as exc:
                 raise _malformed(self, exc) from exc
@@ -818,16 +817,11 @@ class Connection(amqp_object.Class):
         def encode(self) -> list[bytes]:
             """Encode the arguments; see :meth:`amqp_object.Method.encode`."""
             try:
-                _new_secret = self.new_secret
-                _new_secret_b = _new_secret.encode("utf-8") if _new_secret.__class__ is str else _longstr(_new_secret)
-                _reason = self.reason
-                _reason_b = _reason.encode("utf-8", "surrogateescape") if _reason.__class__ is str else _shortstr(_reason)
-                return [
-                    _pack_I(len(_new_secret_b)),
-                    _new_secret_b,
-                    _OCTET[len(_reason_b)],
-                    _reason_b,
-                ]
+                v1 = self.new_secret
+                b1 = v1.encode("utf-8") if v1.__class__ is str else _longstr(v1)
+                v2 = self.reason
+                b2 = v2.encode("utf-8", "surrogateescape") if v2.__class__ is str else _shortstr(v2)
+                return [_pack_I(len(b1)), b1, _OCTET[len(b2)], b2]
             except _ENCODE_ERRORS:
                 _explain(self)
                 raise
@@ -835,6 +829,7 @@ class Connection(amqp_object.Class):
         def decode(self, encoded: Buffer, offset: int = 0) -> Self:
             """Decode the arguments; see :meth:`amqp_object.Method.decode`."""
             try:
+                text = _TEXT.get(encoded.__class__, str)
                 (n,) = _unpack_I(encoded, offset)
                 offset += 4
                 end = offset + n
@@ -843,9 +838,8 @@ class Connection(amqp_object.Class):
                 n = encoded[offset]
                 offset += 1
                 end = offset + n
-                self.reason = str(encoded[offset:end], "utf-8", "surrogateescape")
-                offset = end
-                if offset > len(encoded):
+                self.reason = text(encoded[offset:end], "utf-8", "surrogateescape")
+                if end > len(encoded):
                     raise _truncated(self)
             except _MALFORMED as exc:
                 raise _malformed(self, exc) from exc
@@ -901,9 +895,9 @@ class Channel(amqp_object.Class):
         def encode(self) -> list[bytes]:
             """Encode the arguments; see :meth:`amqp_object.Method.encode`."""
             try:
-                _out_of_band = self.out_of_band
-                _out_of_band_b = _out_of_band.encode("utf-8", "surrogateescape") if _out_of_band.__class__ is str else _shortstr(_out_of_band)
-                return [_OCTET[len(_out_of_band_b)], _out_of_band_b]
+                v1 = self.out_of_band
+                b1 = v1.encode("utf-8", "surrogateescape") if v1.__class__ is str else _shortstr(v1)
+                return [_OCTET[len(b1)], b1]
             except _ENCODE_ERRORS:
                 _explain(self)
                 raise
@@ -911,12 +905,12 @@ class Channel(amqp_object.Class):
         def decode(self, encoded: Buffer, offset: int = 0) -> Self:
             """Decode the arguments; see :meth:`amqp_object.Method.decode`."""
             try:
+                text = _TEXT.get(encoded.__class__, str)
                 n = encoded[offset]
                 offset += 1
                 end = offset + n
-                self.out_of_band = str(encoded[offset:end], "utf-8", "surrogateescape")
-                offset = end
-                if offset > len(encoded):
+                self.out_of_band = text(encoded[offset:end], "utf-8", "surrogateescape")
+                if end > len(encoded):
                     raise _truncated(self)
             except _MALFORMED as exc:
                 raise _malformed(self, exc) from exc
@@ -941,9 +935,9 @@ class Channel(amqp_object.Class):
         def encode(self) -> list[bytes]:
             """Encode the arguments; see :meth:`amqp_object.Method.encode`."""
             try:
-                _channel_id = self.channel_id
-                _channel_id_b = _channel_id.encode("utf-8") if _channel_id.__class__ is str else _longstr(_channel_id)
-                return [_pack_I(len(_channel_id_b)), _channel_id_b]
+                v1 = self.channel_id
+                b1 = v1.encode("utf-8") if v1.__class__ is str else _longstr(v1)
+                return [_pack_I(len(b1)), b1]
             except _ENCODE_ERRORS:
                 _explain(self)
                 raise
@@ -955,8 +949,7 @@ class Channel(amqp_object.Class):
                 offset += 4
                 end = offset + n
                 self.channel_id = bytes(encoded[offset:end])
-                offset = end
-                if offset > len(encoded):
+                if end > len(encoded):
                     raise _truncated(self)
             except _MALFORMED as exc:
                 raise _malformed(self, exc) from exc
@@ -990,7 +983,6 @@ class Channel(amqp_object.Class):
             """Decode the arguments; see :meth:`amqp_object.Method.decode`."""
             try:
                 bits = encoded[offset]
-                offset += 1
                 self.active = (bits & 1) != 0
             except _MALFORMED as exc:
                 raise _malformed(self, exc) from exc
@@ -1024,7 +1016,6 @@ class Channel(amqp_object.Class):
             """Decode the arguments; see :meth:`amqp_object.Method.decode`."""
             try:
                 bits = encoded[offset]
-                offset += 1
                 self.active = (bits & 1) != 0
             except _MALFORMED as exc:
                 raise _malformed(self, exc) from exc
@@ -1033,7 +1024,7 @@ class Channel(amqp_object.Class):
     class Close(amqp_object.Method):
         """AMQP ``channel.close`` (class 20, method 40); synchronous."""
 
-        __slots__ = ("reply_code", "reply_text", "class_id", "method_id")
+        __slots__ = ("class_id", "method_id", "reply_code", "reply_text")
 
         INDEX: ClassVar[int] = 0x00140028
         NAME: ClassVar[str] = "Channel.Close"
@@ -1061,11 +1052,11 @@ class Channel(amqp_object.Class):
         def encode(self) -> list[bytes]:
             """Encode the arguments; see :meth:`amqp_object.Method.encode`."""
             try:
-                _reply_text = self.reply_text
-                _reply_text_b = _reply_text.encode("utf-8", "surrogateescape") if _reply_text.__class__ is str else _shortstr(_reply_text)
+                v1 = self.reply_text
+                b1 = v1.encode("utf-8", "surrogateescape") if v1.__class__ is str else _shortstr(v1)
                 return [
-                    _pack_HB(self.reply_code, len(_reply_text_b)),
-                    _reply_text_b,
+                    _pack_HB(self.reply_code, len(b1)),
+                    b1,
                     _pack_HH(self.class_id, self.method_id),
                 ]
             except _ENCODE_ERRORS:
@@ -1075,15 +1066,13 @@ class Channel(amqp_object.Class):
         def decode(self, encoded: Buffer, offset: int = 0) -> Self:
             """Decode the arguments; see :meth:`amqp_object.Method.decode`."""
             try:
+                text = _TEXT.get(encoded.__class__, str)
                 self.reply_code, n = _unpack_HB(encoded, offset)
                 offset += 3
                 end = offset + n
-                self.reply_text = str(encoded[offset:end], "utf-8", "surrogateescape")
+                self.reply_text = text(encoded[offset:end], "utf-8", "surrogateescape")
                 offset = end
                 self.class_id, self.method_id = _unpack_HH(encoded, offset)
-                offset += 4
-                if offset > len(encoded):
-                    raise _truncated(self)
             except _MALFORMED as exc:
                 raise _malformed(self, exc) from exc
             return self
@@ -1122,12 +1111,19 @@ class Access(amqp_object.Class):
     class Request(amqp_object.Method):
         """AMQP ``access.request`` (class 30, method 10); synchronous."""
 
-        __slots__ = ("realm", "exclusive", "passive", "active", "write", "read")
+        __slots__ = ("active", "exclusive", "passive", "read", "realm", "write")
 
         INDEX: ClassVar[int] = 0x001E000A
         NAME: ClassVar[str] = "Access.Request"
         synchronous: ClassVar[bool] = True
-        _FIELDS: ClassVar[tuple[str, ...]] = ("realm", "exclusive", "passive", "active", "write", "read")
+        _FIELDS: ClassVar[tuple[str, ...]] = (
+            "realm",
+            "exclusive",
+            "passive",
+            "active",
+            "write",
+            "read",
+        )
         _KINDS: ClassVar[tuple[str, ...]] = ("shortstr", "bit", "bit", "bit", "bit", "bit")
 
         realm: str
@@ -1156,13 +1152,16 @@ class Access(amqp_object.Class):
         def encode(self) -> list[bytes]:
             """Encode the arguments; see :meth:`amqp_object.Method.encode`."""
             try:
-                _realm = self.realm
-                _realm_b = _realm.encode("utf-8", "surrogateescape") if _realm.__class__ is str else _shortstr(_realm)
-                return [
-                    _OCTET[len(_realm_b)],
-                    _realm_b,
-                    _OCTET[(1 if self.exclusive else 0) | (2 if self.passive else 0) | (4 if self.active else 0) | (8 if self.write else 0) | (16 if self.read else 0)],
-                ]
+                v1 = self.realm
+                b1 = v1.encode("utf-8", "surrogateescape") if v1.__class__ is str else _shortstr(v1)
+                bits1 = (
+                    (1 if self.exclusive else 0)
+                    | (2 if self.passive else 0)
+                    | (4 if self.active else 0)
+                    | (8 if self.write else 0)
+                    | (16 if self.read else 0)
+                )
+                return [_OCTET[len(b1)], b1, _OCTET[bits1]]
             except _ENCODE_ERRORS:
                 _explain(self)
                 raise
@@ -1170,20 +1169,18 @@ class Access(amqp_object.Class):
         def decode(self, encoded: Buffer, offset: int = 0) -> Self:
             """Decode the arguments; see :meth:`amqp_object.Method.decode`."""
             try:
+                text = _TEXT.get(encoded.__class__, str)
                 n = encoded[offset]
                 offset += 1
                 end = offset + n
-                self.realm = str(encoded[offset:end], "utf-8", "surrogateescape")
+                self.realm = text(encoded[offset:end], "utf-8", "surrogateescape")
                 offset = end
                 bits = encoded[offset]
-                offset += 1
                 self.exclusive = (bits & 1) != 0
                 self.passive = (bits & 2) != 0
                 self.active = (bits & 4) != 0
                 self.write = (bits & 8) != 0
                 self.read = (bits & 16) != 0
-                if offset > len(encoded):
-                    raise _truncated(self)
             except _MALFORMED as exc:
                 raise _malformed(self, exc) from exc
             return self
@@ -1216,7 +1213,6 @@ class Access(amqp_object.Class):
             """Decode the arguments; see :meth:`amqp_object.Method.decode`."""
             try:
                 (self.ticket,) = _unpack_H(encoded, offset)
-                offset += 2
             except _MALFORMED as exc:
                 raise _malformed(self, exc) from exc
             return self
@@ -1233,13 +1229,43 @@ class Exchange(amqp_object.Class):
     class Declare(amqp_object.Method):
         """AMQP ``exchange.declare`` (class 40, method 10); synchronous."""
 
-        __slots__ = ("ticket", "exchange", "type", "passive", "durable", "auto_delete", "internal", "nowait", "arguments")
+        __slots__ = (
+            "arguments",
+            "auto_delete",
+            "durable",
+            "exchange",
+            "internal",
+            "nowait",
+            "passive",
+            "ticket",
+            "type",
+        )
 
         INDEX: ClassVar[int] = 0x0028000A
         NAME: ClassVar[str] = "Exchange.Declare"
         synchronous: ClassVar[bool] = True
-        _FIELDS: ClassVar[tuple[str, ...]] = ("ticket", "exchange", "type", "passive", "durable", "auto_delete", "internal", "nowait", "arguments")
-        _KINDS: ClassVar[tuple[str, ...]] = ("short", "shortstr", "shortstr", "bit", "bit", "bit", "bit", "bit", "table")
+        _FIELDS: ClassVar[tuple[str, ...]] = (
+            "ticket",
+            "exchange",
+            "type",
+            "passive",
+            "durable",
+            "auto_delete",
+            "internal",
+            "nowait",
+            "arguments",
+        )
+        _KINDS: ClassVar[tuple[str, ...]] = (
+            "short",
+            "shortstr",
+            "shortstr",
+            "bit",
+            "bit",
+            "bit",
+            "bit",
+            "bit",
+            "table",
+        )
 
         ticket: int
         exchange: str
@@ -1276,16 +1302,23 @@ class Exchange(amqp_object.Class):
         def encode(self) -> list[bytes]:
             """Encode the arguments; see :meth:`amqp_object.Method.encode`."""
             try:
-                _exchange = self.exchange
-                _exchange_b = _exchange.encode("utf-8", "surrogateescape") if _exchange.__class__ is str else _shortstr(_exchange)
-                _type = self.type
-                _type_b = _type.encode("utf-8", "surrogateescape") if _type.__class__ is str else _shortstr(_type)
+                v1 = self.exchange
+                b1 = v1.encode("utf-8", "surrogateescape") if v1.__class__ is str else _shortstr(v1)
+                v2 = self.type
+                b2 = v2.encode("utf-8", "surrogateescape") if v2.__class__ is str else _shortstr(v2)
+                bits1 = (
+                    (1 if self.passive else 0)
+                    | (2 if self.durable else 0)
+                    | (4 if self.auto_delete else 0)
+                    | (8 if self.internal else 0)
+                    | (16 if self.nowait else 0)
+                )
                 return [
-                    _pack_HB(self.ticket, len(_exchange_b)),
-                    _exchange_b,
-                    _OCTET[len(_type_b)],
-                    _type_b,
-                    _OCTET[(1 if self.passive else 0) | (2 if self.durable else 0) | (4 if self.auto_delete else 0) | (8 if self.internal else 0) | (16 if self.nowait else 0)],
+                    _pack_HB(self.ticket, len(b1)),
+                    b1,
+                    _OCTET[len(b2)],
+                    b2,
+                    _OCTET[bits1],
                     encode_table(self.arguments),
                 ]
             except _ENCODE_ERRORS:
@@ -1295,26 +1328,25 @@ class Exchange(amqp_object.Class):
         def decode(self, encoded: Buffer, offset: int = 0) -> Self:
             """Decode the arguments; see :meth:`amqp_object.Method.decode`."""
             try:
+                text = _TEXT.get(encoded.__class__, str)
                 self.ticket, n = _unpack_HB(encoded, offset)
                 offset += 3
                 end = offset + n
-                self.exchange = str(encoded[offset:end], "utf-8", "surrogateescape")
+                self.exchange = text(encoded[offset:end], "utf-8", "surrogateescape")
                 offset = end
                 n = encoded[offset]
                 offset += 1
                 end = offset + n
-                self.type = str(encoded[offset:end], "utf-8", "surrogateescape")
+                self.type = text(encoded[offset:end], "utf-8", "surrogateescape")
                 offset = end
                 bits = encoded[offset]
-                offset += 1
                 self.passive = (bits & 1) != 0
                 self.durable = (bits & 2) != 0
                 self.auto_delete = (bits & 4) != 0
                 self.internal = (bits & 8) != 0
                 self.nowait = (bits & 16) != 0
+                offset += 1
                 self.arguments, offset = decode_table(encoded, offset)
-                if offset > len(encoded):
-                    raise _truncated(self)
             except _MALFORMED as exc:
                 raise _malformed(self, exc) from exc
             return self
@@ -1344,7 +1376,7 @@ class Exchange(amqp_object.Class):
     class Delete(amqp_object.Method):
         """AMQP ``exchange.delete`` (class 40, method 20); synchronous."""
 
-        __slots__ = ("ticket", "exchange", "if_unused", "nowait")
+        __slots__ = ("exchange", "if_unused", "nowait", "ticket")
 
         INDEX: ClassVar[int] = 0x00280014
         NAME: ClassVar[str] = "Exchange.Delete"
@@ -1372,13 +1404,13 @@ class Exchange(amqp_object.Class):
         def encode(self) -> list[bytes]:
             """Encode the arguments; see :meth:`amqp_object.Method.encode`."""
             try:
-                _exchange = self.exchange
-                _exchange_b = _exchange.encode("utf-8", "surrogateescape") if _exchange.__class__ is str else _shortstr(_exchange)
-                return [
-                    _pack_HB(self.ticket, len(_exchange_b)),
-                    _exchange_b,
-                    _OCTET[(1 if self.if_unused else 0) | (2 if self.nowait else 0)],
-                ]
+                v1 = self.exchange
+                b1 = v1.encode("utf-8", "surrogateescape") if v1.__class__ is str else _shortstr(v1)
+                bits1 = (
+                    (1 if self.if_unused else 0)
+                    | (2 if self.nowait else 0)
+                )
+                return [_pack_HB(self.ticket, len(b1)), b1, _OCTET[bits1]]
             except _ENCODE_ERRORS:
                 _explain(self)
                 raise
@@ -1386,17 +1418,15 @@ class Exchange(amqp_object.Class):
         def decode(self, encoded: Buffer, offset: int = 0) -> Self:
             """Decode the arguments; see :meth:`amqp_object.Method.decode`."""
             try:
+                text = _TEXT.get(encoded.__class__, str)
                 self.ticket, n = _unpack_HB(encoded, offset)
                 offset += 3
                 end = offset + n
-                self.exchange = str(encoded[offset:end], "utf-8", "surrogateescape")
+                self.exchange = text(encoded[offset:end], "utf-8", "surrogateescape")
                 offset = end
                 bits = encoded[offset]
-                offset += 1
                 self.if_unused = (bits & 1) != 0
                 self.nowait = (bits & 2) != 0
-                if offset > len(encoded):
-                    raise _truncated(self)
             except _MALFORMED as exc:
                 raise _malformed(self, exc) from exc
             return self
@@ -1426,13 +1456,27 @@ class Exchange(amqp_object.Class):
     class Bind(amqp_object.Method):
         """AMQP ``exchange.bind`` (class 40, method 30); synchronous."""
 
-        __slots__ = ("ticket", "destination", "source", "routing_key", "nowait", "arguments")
+        __slots__ = ("arguments", "destination", "nowait", "routing_key", "source", "ticket")
 
         INDEX: ClassVar[int] = 0x0028001E
         NAME: ClassVar[str] = "Exchange.Bind"
         synchronous: ClassVar[bool] = True
-        _FIELDS: ClassVar[tuple[str, ...]] = ("ticket", "destination", "source", "routing_key", "nowait", "arguments")
-        _KINDS: ClassVar[tuple[str, ...]] = ("short", "shortstr", "shortstr", "shortstr", "bit", "table")
+        _FIELDS: ClassVar[tuple[str, ...]] = (
+            "ticket",
+            "destination",
+            "source",
+            "routing_key",
+            "nowait",
+            "arguments",
+        )
+        _KINDS: ClassVar[tuple[str, ...]] = (
+            "short",
+            "shortstr",
+            "shortstr",
+            "shortstr",
+            "bit",
+            "table",
+        )
 
         ticket: int
         destination: str
@@ -1460,19 +1504,19 @@ class Exchange(amqp_object.Class):
         def encode(self) -> list[bytes]:
             """Encode the arguments; see :meth:`amqp_object.Method.encode`."""
             try:
-                _destination = self.destination
-                _destination_b = _destination.encode("utf-8", "surrogateescape") if _destination.__class__ is str else _shortstr(_destination)
-                _source = self.source
-                _source_b = _source.encode("utf-8", "surrogateescape") if _source.__class__ is str else _shortstr(_source)
-                _routing_key = self.routing_key
-                _routing_key_b = _routing_key.encode("utf-8", "surrogateescape") if _routing_key.__class__ is str else _shortstr(_routing_key)
+                v1 = self.destination
+                b1 = v1.encode("utf-8", "surrogateescape") if v1.__class__ is str else _shortstr(v1)
+                v2 = self.source
+                b2 = v2.encode("utf-8", "surrogateescape") if v2.__class__ is str else _shortstr(v2)
+                v3 = self.routing_key
+                b3 = v3.encode("utf-8", "surrogateescape") if v3.__class__ is str else _shortstr(v3)
                 return [
-                    _pack_HB(self.ticket, len(_destination_b)),
-                    _destination_b,
-                    _OCTET[len(_source_b)],
-                    _source_b,
-                    _OCTET[len(_routing_key_b)],
-                    _routing_key_b,
+                    _pack_HB(self.ticket, len(b1)),
+                    b1,
+                    _OCTET[len(b2)],
+                    b2,
+                    _OCTET[len(b3)],
+                    b3,
                     _OCTET[1 if self.nowait else 0],
                     encode_table(self.arguments),
                 ]
@@ -1483,27 +1527,26 @@ class Exchange(amqp_object.Class):
         def decode(self, encoded: Buffer, offset: int = 0) -> Self:
             """Decode the arguments; see :meth:`amqp_object.Method.decode`."""
             try:
+                text = _TEXT.get(encoded.__class__, str)
                 self.ticket, n = _unpack_HB(encoded, offset)
                 offset += 3
                 end = offset + n
-                self.destination = str(encoded[offset:end], "utf-8", "surrogateescape")
+                self.destination = text(encoded[offset:end], "utf-8", "surrogateescape")
                 offset = end
                 n = encoded[offset]
                 offset += 1
                 end = offset + n
-                self.source = str(encoded[offset:end], "utf-8", "surrogateescape")
+                self.source = text(encoded[offset:end], "utf-8", "surrogateescape")
                 offset = end
                 n = encoded[offset]
                 offset += 1
                 end = offset + n
-                self.routing_key = str(encoded[offset:end], "utf-8", "surrogateescape")
+                self.routing_key = text(encoded[offset:end], "utf-8", "surrogateescape")
                 offset = end
                 bits = encoded[offset]
-                offset += 1
                 self.nowait = (bits & 1) != 0
+                offset += 1
                 self.arguments, offset = decode_table(encoded, offset)
-                if offset > len(encoded):
-                    raise _truncated(self)
             except _MALFORMED as exc:
                 raise _malformed(self, exc) from exc
             return self
@@ -1533,13 +1576,27 @@ class Exchange(amqp_object.Class):
     class Unbind(amqp_object.Method):
         """AMQP ``exchange.unbind`` (class 40, method 40); synchronous."""
 
-        __slots__ = ("ticket", "destination", "source", "routing_key", "nowait", "arguments")
+        __slots__ = ("arguments", "destination", "nowait", "routing_key", "source", "ticket")
 
         INDEX: ClassVar[int] = 0x00280028
         NAME: ClassVar[str] = "Exchange.Unbind"
         synchronous: ClassVar[bool] = True
-        _FIELDS: ClassVar[tuple[str, ...]] = ("ticket", "destination", "source", "routing_key", "nowait", "arguments")
-        _KINDS: ClassVar[tuple[str, ...]] = ("short", "shortstr", "shortstr", "shortstr", "bit", "table")
+        _FIELDS: ClassVar[tuple[str, ...]] = (
+            "ticket",
+            "destination",
+            "source",
+            "routing_key",
+            "nowait",
+            "arguments",
+        )
+        _KINDS: ClassVar[tuple[str, ...]] = (
+            "short",
+            "shortstr",
+            "shortstr",
+            "shortstr",
+            "bit",
+            "table",
+        )
 
         ticket: int
         destination: str
@@ -1567,19 +1624,19 @@ class Exchange(amqp_object.Class):
         def encode(self) -> list[bytes]:
             """Encode the arguments; see :meth:`amqp_object.Method.encode`."""
             try:
-                _destination = self.destination
-                _destination_b = _destination.encode("utf-8", "surrogateescape") if _destination.__class__ is str else _shortstr(_destination)
-                _source = self.source
-                _source_b = _source.encode("utf-8", "surrogateescape") if _source.__class__ is str else _shortstr(_source)
-                _routing_key = self.routing_key
-                _routing_key_b = _routing_key.encode("utf-8", "surrogateescape") if _routing_key.__class__ is str else _shortstr(_routing_key)
+                v1 = self.destination
+                b1 = v1.encode("utf-8", "surrogateescape") if v1.__class__ is str else _shortstr(v1)
+                v2 = self.source
+                b2 = v2.encode("utf-8", "surrogateescape") if v2.__class__ is str else _shortstr(v2)
+                v3 = self.routing_key
+                b3 = v3.encode("utf-8", "surrogateescape") if v3.__class__ is str else _shortstr(v3)
                 return [
-                    _pack_HB(self.ticket, len(_destination_b)),
-                    _destination_b,
-                    _OCTET[len(_source_b)],
-                    _source_b,
-                    _OCTET[len(_routing_key_b)],
-                    _routing_key_b,
+                    _pack_HB(self.ticket, len(b1)),
+                    b1,
+                    _OCTET[len(b2)],
+                    b2,
+                    _OCTET[len(b3)],
+                    b3,
                     _OCTET[1 if self.nowait else 0],
                     encode_table(self.arguments),
                 ]
@@ -1590,27 +1647,26 @@ class Exchange(amqp_object.Class):
         def decode(self, encoded: Buffer, offset: int = 0) -> Self:
             """Decode the arguments; see :meth:`amqp_object.Method.decode`."""
             try:
+                text = _TEXT.get(encoded.__class__, str)
                 self.ticket, n = _unpack_HB(encoded, offset)
                 offset += 3
                 end = offset + n
-                self.destination = str(encoded[offset:end], "utf-8", "surrogateescape")
+                self.destination = text(encoded[offset:end], "utf-8", "surrogateescape")
                 offset = end
                 n = encoded[offset]
                 offset += 1
                 end = offset + n
-                self.source = str(encoded[offset:end], "utf-8", "surrogateescape")
+                self.source = text(encoded[offset:end], "utf-8", "surrogateescape")
                 offset = end
                 n = encoded[offset]
                 offset += 1
                 end = offset + n
-                self.routing_key = str(encoded[offset:end], "utf-8", "surrogateescape")
+                self.routing_key = text(encoded[offset:end], "utf-8", "surrogateescape")
                 offset = end
                 bits = encoded[offset]
-                offset += 1
                 self.nowait = (bits & 1) != 0
+                offset += 1
                 self.arguments, offset = decode_table(encoded, offset)
-                if offset > len(encoded):
-                    raise _truncated(self)
             except _MALFORMED as exc:
                 raise _malformed(self, exc) from exc
             return self
@@ -1649,13 +1705,40 @@ class Queue(amqp_object.Class):
     class Declare(amqp_object.Method):
         """AMQP ``queue.declare`` (class 50, method 10); synchronous."""
 
-        __slots__ = ("ticket", "queue", "passive", "durable", "exclusive", "auto_delete", "nowait", "arguments")
+        __slots__ = (
+            "arguments",
+            "auto_delete",
+            "durable",
+            "exclusive",
+            "nowait",
+            "passive",
+            "queue",
+            "ticket",
+        )
 
         INDEX: ClassVar[int] = 0x0032000A
         NAME: ClassVar[str] = "Queue.Declare"
         synchronous: ClassVar[bool] = True
-        _FIELDS: ClassVar[tuple[str, ...]] = ("ticket", "queue", "passive", "durable", "exclusive", "auto_delete", "nowait", "arguments")
-        _KINDS: ClassVar[tuple[str, ...]] = ("short", "shortstr", "bit", "bit", "bit", "bit", "bit", "table")
+        _FIELDS: ClassVar[tuple[str, ...]] = (
+            "ticket",
+            "queue",
+            "passive",
+            "durable",
+            "exclusive",
+            "auto_delete",
+            "nowait",
+            "arguments",
+        )
+        _KINDS: ClassVar[tuple[str, ...]] = (
+            "short",
+            "shortstr",
+            "bit",
+            "bit",
+            "bit",
+            "bit",
+            "bit",
+            "table",
+        )
 
         ticket: int
         queue: str
@@ -1689,12 +1772,19 @@ class Queue(amqp_object.Class):
         def encode(self) -> list[bytes]:
             """Encode the arguments; see :meth:`amqp_object.Method.encode`."""
             try:
-                _queue = self.queue
-                _queue_b = _queue.encode("utf-8", "surrogateescape") if _queue.__class__ is str else _shortstr(_queue)
+                v1 = self.queue
+                b1 = v1.encode("utf-8", "surrogateescape") if v1.__class__ is str else _shortstr(v1)
+                bits1 = (
+                    (1 if self.passive else 0)
+                    | (2 if self.durable else 0)
+                    | (4 if self.exclusive else 0)
+                    | (8 if self.auto_delete else 0)
+                    | (16 if self.nowait else 0)
+                )
                 return [
-                    _pack_HB(self.ticket, len(_queue_b)),
-                    _queue_b,
-                    _OCTET[(1 if self.passive else 0) | (2 if self.durable else 0) | (4 if self.exclusive else 0) | (8 if self.auto_delete else 0) | (16 if self.nowait else 0)],
+                    _pack_HB(self.ticket, len(b1)),
+                    b1,
+                    _OCTET[bits1],
                     encode_table(self.arguments),
                 ]
             except _ENCODE_ERRORS:
@@ -1704,21 +1794,20 @@ class Queue(amqp_object.Class):
         def decode(self, encoded: Buffer, offset: int = 0) -> Self:
             """Decode the arguments; see :meth:`amqp_object.Method.decode`."""
             try:
+                text = _TEXT.get(encoded.__class__, str)
                 self.ticket, n = _unpack_HB(encoded, offset)
                 offset += 3
                 end = offset + n
-                self.queue = str(encoded[offset:end], "utf-8", "surrogateescape")
+                self.queue = text(encoded[offset:end], "utf-8", "surrogateescape")
                 offset = end
                 bits = encoded[offset]
-                offset += 1
                 self.passive = (bits & 1) != 0
                 self.durable = (bits & 2) != 0
                 self.exclusive = (bits & 4) != 0
                 self.auto_delete = (bits & 8) != 0
                 self.nowait = (bits & 16) != 0
+                offset += 1
                 self.arguments, offset = decode_table(encoded, offset)
-                if offset > len(encoded):
-                    raise _truncated(self)
             except _MALFORMED as exc:
                 raise _malformed(self, exc) from exc
             return self
@@ -1726,7 +1815,7 @@ class Queue(amqp_object.Class):
     class DeclareOk(amqp_object.Method):
         """AMQP ``queue.declare-ok`` (class 50, method 11)."""
 
-        __slots__ = ("queue", "message_count", "consumer_count")
+        __slots__ = ("consumer_count", "message_count", "queue")
 
         INDEX: ClassVar[int] = 0x0032000B
         NAME: ClassVar[str] = "Queue.DeclareOk"
@@ -1751,13 +1840,9 @@ class Queue(amqp_object.Class):
         def encode(self) -> list[bytes]:
             """Encode the arguments; see :meth:`amqp_object.Method.encode`."""
             try:
-                _queue = self.queue
-                _queue_b = _queue.encode("utf-8", "surrogateescape") if _queue.__class__ is str else _shortstr(_queue)
-                return [
-                    _OCTET[len(_queue_b)],
-                    _queue_b,
-                    _pack_II(self.message_count, self.consumer_count),
-                ]
+                v1 = self.queue
+                b1 = v1.encode("utf-8", "surrogateescape") if v1.__class__ is str else _shortstr(v1)
+                return [_OCTET[len(b1)], b1, _pack_II(self.message_count, self.consumer_count)]
             except _ENCODE_ERRORS:
                 _explain(self)
                 raise
@@ -1765,15 +1850,13 @@ class Queue(amqp_object.Class):
         def decode(self, encoded: Buffer, offset: int = 0) -> Self:
             """Decode the arguments; see :meth:`amqp_object.Method.decode`."""
             try:
+                text = _TEXT.get(encoded.__class__, str)
                 n = encoded[offset]
                 offset += 1
                 end = offset + n
-                self.queue = str(encoded[offset:end], "utf-8", "surrogateescape")
+                self.queue = text(encoded[offset:end], "utf-8", "surrogateescape")
                 offset = end
                 self.message_count, self.consumer_count = _unpack_II(encoded, offset)
-                offset += 8
-                if offset > len(encoded):
-                    raise _truncated(self)
             except _MALFORMED as exc:
                 raise _malformed(self, exc) from exc
             return self
@@ -1781,13 +1864,27 @@ class Queue(amqp_object.Class):
     class Bind(amqp_object.Method):
         """AMQP ``queue.bind`` (class 50, method 20); synchronous."""
 
-        __slots__ = ("ticket", "queue", "exchange", "routing_key", "nowait", "arguments")
+        __slots__ = ("arguments", "exchange", "nowait", "queue", "routing_key", "ticket")
 
         INDEX: ClassVar[int] = 0x00320014
         NAME: ClassVar[str] = "Queue.Bind"
         synchronous: ClassVar[bool] = True
-        _FIELDS: ClassVar[tuple[str, ...]] = ("ticket", "queue", "exchange", "routing_key", "nowait", "arguments")
-        _KINDS: ClassVar[tuple[str, ...]] = ("short", "shortstr", "shortstr", "shortstr", "bit", "table")
+        _FIELDS: ClassVar[tuple[str, ...]] = (
+            "ticket",
+            "queue",
+            "exchange",
+            "routing_key",
+            "nowait",
+            "arguments",
+        )
+        _KINDS: ClassVar[tuple[str, ...]] = (
+            "short",
+            "shortstr",
+            "shortstr",
+            "shortstr",
+            "bit",
+            "table",
+        )
 
         ticket: int
         queue: str
@@ -1815,19 +1912,19 @@ class Queue(amqp_object.Class):
         def encode(self) -> list[bytes]:
             """Encode the arguments; see :meth:`amqp_object.Method.encode`."""
             try:
-                _queue = self.queue
-                _queue_b = _queue.encode("utf-8", "surrogateescape") if _queue.__class__ is str else _shortstr(_queue)
-                _exchange = self.exchange
-                _exchange_b = _exchange.encode("utf-8", "surrogateescape") if _exchange.__class__ is str else _shortstr(_exchange)
-                _routing_key = self.routing_key
-                _routing_key_b = _routing_key.encode("utf-8", "surrogateescape") if _routing_key.__class__ is str else _shortstr(_routing_key)
+                v1 = self.queue
+                b1 = v1.encode("utf-8", "surrogateescape") if v1.__class__ is str else _shortstr(v1)
+                v2 = self.exchange
+                b2 = v2.encode("utf-8", "surrogateescape") if v2.__class__ is str else _shortstr(v2)
+                v3 = self.routing_key
+                b3 = v3.encode("utf-8", "surrogateescape") if v3.__class__ is str else _shortstr(v3)
                 return [
-                    _pack_HB(self.ticket, len(_queue_b)),
-                    _queue_b,
-                    _OCTET[len(_exchange_b)],
-                    _exchange_b,
-                    _OCTET[len(_routing_key_b)],
-                    _routing_key_b,
+                    _pack_HB(self.ticket, len(b1)),
+                    b1,
+                    _OCTET[len(b2)],
+                    b2,
+                    _OCTET[len(b3)],
+                    b3,
                     _OCTET[1 if self.nowait else 0],
                     encode_table(self.arguments),
                 ]
@@ -1838,27 +1935,26 @@ class Queue(amqp_object.Class):
         def decode(self, encoded: Buffer, offset: int = 0) -> Self:
             """Decode the arguments; see :meth:`amqp_object.Method.decode`."""
             try:
+                text = _TEXT.get(encoded.__class__, str)
                 self.ticket, n = _unpack_HB(encoded, offset)
                 offset += 3
                 end = offset + n
-                self.queue = str(encoded[offset:end], "utf-8", "surrogateescape")
+                self.queue = text(encoded[offset:end], "utf-8", "surrogateescape")
                 offset = end
                 n = encoded[offset]
                 offset += 1
                 end = offset + n
-                self.exchange = str(encoded[offset:end], "utf-8", "surrogateescape")
+                self.exchange = text(encoded[offset:end], "utf-8", "surrogateescape")
                 offset = end
                 n = encoded[offset]
                 offset += 1
                 end = offset + n
-                self.routing_key = str(encoded[offset:end], "utf-8", "surrogateescape")
+                self.routing_key = text(encoded[offset:end], "utf-8", "surrogateescape")
                 offset = end
                 bits = encoded[offset]
-                offset += 1
                 self.nowait = (bits & 1) != 0
+                offset += 1
                 self.arguments, offset = decode_table(encoded, offset)
-                if offset > len(encoded):
-                    raise _truncated(self)
             except _MALFORMED as exc:
                 raise _malformed(self, exc) from exc
             return self
@@ -1888,7 +1984,7 @@ class Queue(amqp_object.Class):
     class Purge(amqp_object.Method):
         """AMQP ``queue.purge`` (class 50, method 30); synchronous."""
 
-        __slots__ = ("ticket", "queue", "nowait")
+        __slots__ = ("nowait", "queue", "ticket")
 
         INDEX: ClassVar[int] = 0x0032001E
         NAME: ClassVar[str] = "Queue.Purge"
@@ -1908,13 +2004,9 @@ class Queue(amqp_object.Class):
         def encode(self) -> list[bytes]:
             """Encode the arguments; see :meth:`amqp_object.Method.encode`."""
             try:
-                _queue = self.queue
-                _queue_b = _queue.encode("utf-8", "surrogateescape") if _queue.__class__ is str else _shortstr(_queue)
-                return [
-                    _pack_HB(self.ticket, len(_queue_b)),
-                    _queue_b,
-                    _OCTET[1 if self.nowait else 0],
-                ]
+                v1 = self.queue
+                b1 = v1.encode("utf-8", "surrogateescape") if v1.__class__ is str else _shortstr(v1)
+                return [_pack_HB(self.ticket, len(b1)), b1, _OCTET[1 if self.nowait else 0]]
             except _ENCODE_ERRORS:
                 _explain(self)
                 raise
@@ -1922,16 +2014,14 @@ class Queue(amqp_object.Class):
         def decode(self, encoded: Buffer, offset: int = 0) -> Self:
             """Decode the arguments; see :meth:`amqp_object.Method.decode`."""
             try:
+                text = _TEXT.get(encoded.__class__, str)
                 self.ticket, n = _unpack_HB(encoded, offset)
                 offset += 3
                 end = offset + n
-                self.queue = str(encoded[offset:end], "utf-8", "surrogateescape")
+                self.queue = text(encoded[offset:end], "utf-8", "surrogateescape")
                 offset = end
                 bits = encoded[offset]
-                offset += 1
                 self.nowait = (bits & 1) != 0
-                if offset > len(encoded):
-                    raise _truncated(self)
             except _MALFORMED as exc:
                 raise _malformed(self, exc) from exc
             return self
@@ -1964,7 +2054,6 @@ class Queue(amqp_object.Class):
             """Decode the arguments; see :meth:`amqp_object.Method.decode`."""
             try:
                 (self.message_count,) = _unpack_I(encoded, offset)
-                offset += 4
             except _MALFORMED as exc:
                 raise _malformed(self, exc) from exc
             return self
@@ -1972,7 +2061,7 @@ class Queue(amqp_object.Class):
     class Delete(amqp_object.Method):
         """AMQP ``queue.delete`` (class 50, method 40); synchronous."""
 
-        __slots__ = ("ticket", "queue", "if_unused", "if_empty", "nowait")
+        __slots__ = ("if_empty", "if_unused", "nowait", "queue", "ticket")
 
         INDEX: ClassVar[int] = 0x00320028
         NAME: ClassVar[str] = "Queue.Delete"
@@ -2003,13 +2092,14 @@ class Queue(amqp_object.Class):
         def encode(self) -> list[bytes]:
             """Encode the arguments; see :meth:`amqp_object.Method.encode`."""
             try:
-                _queue = self.queue
-                _queue_b = _queue.encode("utf-8", "surrogateescape") if _queue.__class__ is str else _shortstr(_queue)
-                return [
-                    _pack_HB(self.ticket, len(_queue_b)),
-                    _queue_b,
-                    _OCTET[(1 if self.if_unused else 0) | (2 if self.if_empty else 0) | (4 if self.nowait else 0)],
-                ]
+                v1 = self.queue
+                b1 = v1.encode("utf-8", "surrogateescape") if v1.__class__ is str else _shortstr(v1)
+                bits1 = (
+                    (1 if self.if_unused else 0)
+                    | (2 if self.if_empty else 0)
+                    | (4 if self.nowait else 0)
+                )
+                return [_pack_HB(self.ticket, len(b1)), b1, _OCTET[bits1]]
             except _ENCODE_ERRORS:
                 _explain(self)
                 raise
@@ -2017,18 +2107,16 @@ class Queue(amqp_object.Class):
         def decode(self, encoded: Buffer, offset: int = 0) -> Self:
             """Decode the arguments; see :meth:`amqp_object.Method.decode`."""
             try:
+                text = _TEXT.get(encoded.__class__, str)
                 self.ticket, n = _unpack_HB(encoded, offset)
                 offset += 3
                 end = offset + n
-                self.queue = str(encoded[offset:end], "utf-8", "surrogateescape")
+                self.queue = text(encoded[offset:end], "utf-8", "surrogateescape")
                 offset = end
                 bits = encoded[offset]
-                offset += 1
                 self.if_unused = (bits & 1) != 0
                 self.if_empty = (bits & 2) != 0
                 self.nowait = (bits & 4) != 0
-                if offset > len(encoded):
-                    raise _truncated(self)
             except _MALFORMED as exc:
                 raise _malformed(self, exc) from exc
             return self
@@ -2061,7 +2149,6 @@ class Queue(amqp_object.Class):
             """Decode the arguments; see :meth:`amqp_object.Method.decode`."""
             try:
                 (self.message_count,) = _unpack_I(encoded, offset)
-                offset += 4
             except _MALFORMED as exc:
                 raise _malformed(self, exc) from exc
             return self
@@ -2069,12 +2156,18 @@ class Queue(amqp_object.Class):
     class Unbind(amqp_object.Method):
         """AMQP ``queue.unbind`` (class 50, method 50); synchronous."""
 
-        __slots__ = ("ticket", "queue", "exchange", "routing_key", "arguments")
+        __slots__ = ("arguments", "exchange", "queue", "routing_key", "ticket")
 
         INDEX: ClassVar[int] = 0x00320032
         NAME: ClassVar[str] = "Queue.Unbind"
         synchronous: ClassVar[bool] = True
-        _FIELDS: ClassVar[tuple[str, ...]] = ("ticket", "queue", "exchange", "routing_key", "arguments")
+        _FIELDS: ClassVar[tuple[str, ...]] = (
+            "ticket",
+            "queue",
+            "exchange",
+            "routing_key",
+            "arguments",
+        )
         _KINDS: ClassVar[tuple[str, ...]] = ("short", "shortstr", "shortstr", "shortstr", "table")
 
         ticket: int
@@ -2100,19 +2193,19 @@ class Queue(amqp_object.Class):
         def encode(self) -> list[bytes]:
             """Encode the arguments; see :meth:`amqp_object.Method.encode`."""
             try:
-                _queue = self.queue
-                _queue_b = _queue.encode("utf-8", "surrogateescape") if _queue.__class__ is str else _shortstr(_queue)
-                _exchange = self.exchange
-                _exchange_b = _exchange.encode("utf-8", "surrogateescape") if _exchange.__class__ is str else _shortstr(_exchange)
-                _routing_key = self.routing_key
-                _routing_key_b = _routing_key.encode("utf-8", "surrogateescape") if _routing_key.__class__ is str else _shortstr(_routing_key)
+                v1 = self.queue
+                b1 = v1.encode("utf-8", "surrogateescape") if v1.__class__ is str else _shortstr(v1)
+                v2 = self.exchange
+                b2 = v2.encode("utf-8", "surrogateescape") if v2.__class__ is str else _shortstr(v2)
+                v3 = self.routing_key
+                b3 = v3.encode("utf-8", "surrogateescape") if v3.__class__ is str else _shortstr(v3)
                 return [
-                    _pack_HB(self.ticket, len(_queue_b)),
-                    _queue_b,
-                    _OCTET[len(_exchange_b)],
-                    _exchange_b,
-                    _OCTET[len(_routing_key_b)],
-                    _routing_key_b,
+                    _pack_HB(self.ticket, len(b1)),
+                    b1,
+                    _OCTET[len(b2)],
+                    b2,
+                    _OCTET[len(b3)],
+                    b3,
                     encode_table(self.arguments),
                 ]
             except _ENCODE_ERRORS:
@@ -2122,24 +2215,23 @@ class Queue(amqp_object.Class):
         def decode(self, encoded: Buffer, offset: int = 0) -> Self:
             """Decode the arguments; see :meth:`amqp_object.Method.decode`."""
             try:
+                text = _TEXT.get(encoded.__class__, str)
                 self.ticket, n = _unpack_HB(encoded, offset)
                 offset += 3
                 end = offset + n
-                self.queue = str(encoded[offset:end], "utf-8", "surrogateescape")
+                self.queue = text(encoded[offset:end], "utf-8", "surrogateescape")
                 offset = end
                 n = encoded[offset]
                 offset += 1
                 end = offset + n
-                self.exchange = str(encoded[offset:end], "utf-8", "surrogateescape")
+                self.exchange = text(encoded[offset:end], "utf-8", "surrogateescape")
                 offset = end
                 n = encoded[offset]
                 offset += 1
                 end = offset + n
-                self.routing_key = str(encoded[offset:end], "utf-8", "surrogateescape")
+                self.routing_key = text(encoded[offset:end], "utf-8", "surrogateescape")
                 offset = end
                 self.arguments, offset = decode_table(encoded, offset)
-                if offset > len(encoded):
-                    raise _truncated(self)
             except _MALFORMED as exc:
                 raise _malformed(self, exc) from exc
             return self
@@ -2178,7 +2270,7 @@ class Basic(amqp_object.Class):
     class Qos(amqp_object.Method):
         """AMQP ``basic.qos`` (class 60, method 10); synchronous."""
 
-        __slots__ = ("prefetch_size", "prefetch_count", "global_qos")
+        __slots__ = ("global_qos", "prefetch_count", "prefetch_size")
 
         INDEX: ClassVar[int] = 0x003C000A
         NAME: ClassVar[str] = "Basic.Qos"
@@ -2214,7 +2306,6 @@ class Basic(amqp_object.Class):
             """Decode the arguments; see :meth:`amqp_object.Method.decode`."""
             try:
                 self.prefetch_size, self.prefetch_count, bits = _unpack_IHB(encoded, offset)
-                offset += 7
                 self.global_qos = (bits & 1) != 0
             except _MALFORMED as exc:
                 raise _malformed(self, exc) from exc
@@ -2245,13 +2336,40 @@ class Basic(amqp_object.Class):
     class Consume(amqp_object.Method):
         """AMQP ``basic.consume`` (class 60, method 20); synchronous."""
 
-        __slots__ = ("ticket", "queue", "consumer_tag", "no_local", "no_ack", "exclusive", "nowait", "arguments")
+        __slots__ = (
+            "arguments",
+            "consumer_tag",
+            "exclusive",
+            "no_ack",
+            "no_local",
+            "nowait",
+            "queue",
+            "ticket",
+        )
 
         INDEX: ClassVar[int] = 0x003C0014
         NAME: ClassVar[str] = "Basic.Consume"
         synchronous: ClassVar[bool] = True
-        _FIELDS: ClassVar[tuple[str, ...]] = ("ticket", "queue", "consumer_tag", "no_local", "no_ack", "exclusive", "nowait", "arguments")
-        _KINDS: ClassVar[tuple[str, ...]] = ("short", "shortstr", "shortstr", "bit", "bit", "bit", "bit", "table")
+        _FIELDS: ClassVar[tuple[str, ...]] = (
+            "ticket",
+            "queue",
+            "consumer_tag",
+            "no_local",
+            "no_ack",
+            "exclusive",
+            "nowait",
+            "arguments",
+        )
+        _KINDS: ClassVar[tuple[str, ...]] = (
+            "short",
+            "shortstr",
+            "shortstr",
+            "bit",
+            "bit",
+            "bit",
+            "bit",
+            "table",
+        )
 
         ticket: int
         queue: str
@@ -2285,16 +2403,22 @@ class Basic(amqp_object.Class):
         def encode(self) -> list[bytes]:
             """Encode the arguments; see :meth:`amqp_object.Method.encode`."""
             try:
-                _queue = self.queue
-                _queue_b = _queue.encode("utf-8", "surrogateescape") if _queue.__class__ is str else _shortstr(_queue)
-                _consumer_tag = self.consumer_tag
-                _consumer_tag_b = _consumer_tag.encode("utf-8", "surrogateescape") if _consumer_tag.__class__ is str else _shortstr(_consumer_tag)
+                v1 = self.queue
+                b1 = v1.encode("utf-8", "surrogateescape") if v1.__class__ is str else _shortstr(v1)
+                v2 = self.consumer_tag
+                b2 = v2.encode("utf-8", "surrogateescape") if v2.__class__ is str else _shortstr(v2)
+                bits1 = (
+                    (1 if self.no_local else 0)
+                    | (2 if self.no_ack else 0)
+                    | (4 if self.exclusive else 0)
+                    | (8 if self.nowait else 0)
+                )
                 return [
-                    _pack_HB(self.ticket, len(_queue_b)),
-                    _queue_b,
-                    _OCTET[len(_consumer_tag_b)],
-                    _consumer_tag_b,
-                    _OCTET[(1 if self.no_local else 0) | (2 if self.no_ack else 0) | (4 if self.exclusive else 0) | (8 if self.nowait else 0)],
+                    _pack_HB(self.ticket, len(b1)),
+                    b1,
+                    _OCTET[len(b2)],
+                    b2,
+                    _OCTET[bits1],
                     encode_table(self.arguments),
                 ]
             except _ENCODE_ERRORS:
@@ -2304,25 +2428,24 @@ class Basic(amqp_object.Class):
         def decode(self, encoded: Buffer, offset: int = 0) -> Self:
             """Decode the arguments; see :meth:`amqp_object.Method.decode`."""
             try:
+                text = _TEXT.get(encoded.__class__, str)
                 self.ticket, n = _unpack_HB(encoded, offset)
                 offset += 3
                 end = offset + n
-                self.queue = str(encoded[offset:end], "utf-8", "surrogateescape")
+                self.queue = text(encoded[offset:end], "utf-8", "surrogateescape")
                 offset = end
                 n = encoded[offset]
                 offset += 1
                 end = offset + n
-                self.consumer_tag = str(encoded[offset:end], "utf-8", "surrogateescape")
+                self.consumer_tag = text(encoded[offset:end], "utf-8", "surrogateescape")
                 offset = end
                 bits = encoded[offset]
-                offset += 1
                 self.no_local = (bits & 1) != 0
                 self.no_ack = (bits & 2) != 0
                 self.exclusive = (bits & 4) != 0
                 self.nowait = (bits & 8) != 0
+                offset += 1
                 self.arguments, offset = decode_table(encoded, offset)
-                if offset > len(encoded):
-                    raise _truncated(self)
             except _MALFORMED as exc:
                 raise _malformed(self, exc) from exc
             return self
@@ -2346,9 +2469,9 @@ class Basic(amqp_object.Class):
         def encode(self) -> list[bytes]:
             """Encode the arguments; see :meth:`amqp_object.Method.encode`."""
             try:
-                _consumer_tag = self.consumer_tag
-                _consumer_tag_b = _consumer_tag.encode("utf-8", "surrogateescape") if _consumer_tag.__class__ is str else _shortstr(_consumer_tag)
-                return [_OCTET[len(_consumer_tag_b)], _consumer_tag_b]
+                v1 = self.consumer_tag
+                b1 = v1.encode("utf-8", "surrogateescape") if v1.__class__ is str else _shortstr(v1)
+                return [_OCTET[len(b1)], b1]
             except _ENCODE_ERRORS:
                 _explain(self)
                 raise
@@ -2356,12 +2479,12 @@ class Basic(amqp_object.Class):
         def decode(self, encoded: Buffer, offset: int = 0) -> Self:
             """Decode the arguments; see :meth:`amqp_object.Method.decode`."""
             try:
+                text = _TEXT.get(encoded.__class__, str)
                 n = encoded[offset]
                 offset += 1
                 end = offset + n
-                self.consumer_tag = str(encoded[offset:end], "utf-8", "surrogateescape")
-                offset = end
-                if offset > len(encoded):
+                self.consumer_tag = text(encoded[offset:end], "utf-8", "surrogateescape")
+                if end > len(encoded):
                     raise _truncated(self)
             except _MALFORMED as exc:
                 raise _malformed(self, exc) from exc
@@ -2388,13 +2511,9 @@ class Basic(amqp_object.Class):
         def encode(self) -> list[bytes]:
             """Encode the arguments; see :meth:`amqp_object.Method.encode`."""
             try:
-                _consumer_tag = self.consumer_tag
-                _consumer_tag_b = _consumer_tag.encode("utf-8", "surrogateescape") if _consumer_tag.__class__ is str else _shortstr(_consumer_tag)
-                return [
-                    _OCTET[len(_consumer_tag_b)],
-                    _consumer_tag_b,
-                    _OCTET[1 if self.nowait else 0],
-                ]
+                v1 = self.consumer_tag
+                b1 = v1.encode("utf-8", "surrogateescape") if v1.__class__ is str else _shortstr(v1)
+                return [_OCTET[len(b1)], b1, _OCTET[1 if self.nowait else 0]]
             except _ENCODE_ERRORS:
                 _explain(self)
                 raise
@@ -2402,16 +2521,14 @@ class Basic(amqp_object.Class):
         def decode(self, encoded: Buffer, offset: int = 0) -> Self:
             """Decode the arguments; see :meth:`amqp_object.Method.decode`."""
             try:
+                text = _TEXT.get(encoded.__class__, str)
                 n = encoded[offset]
                 offset += 1
                 end = offset + n
-                self.consumer_tag = str(encoded[offset:end], "utf-8", "surrogateescape")
+                self.consumer_tag = text(encoded[offset:end], "utf-8", "surrogateescape")
                 offset = end
                 bits = encoded[offset]
-                offset += 1
                 self.nowait = (bits & 1) != 0
-                if offset > len(encoded):
-                    raise _truncated(self)
             except _MALFORMED as exc:
                 raise _malformed(self, exc) from exc
             return self
@@ -2435,9 +2552,9 @@ class Basic(amqp_object.Class):
         def encode(self) -> list[bytes]:
             """Encode the arguments; see :meth:`amqp_object.Method.encode`."""
             try:
-                _consumer_tag = self.consumer_tag
-                _consumer_tag_b = _consumer_tag.encode("utf-8", "surrogateescape") if _consumer_tag.__class__ is str else _shortstr(_consumer_tag)
-                return [_OCTET[len(_consumer_tag_b)], _consumer_tag_b]
+                v1 = self.consumer_tag
+                b1 = v1.encode("utf-8", "surrogateescape") if v1.__class__ is str else _shortstr(v1)
+                return [_OCTET[len(b1)], b1]
             except _ENCODE_ERRORS:
                 _explain(self)
                 raise
@@ -2445,12 +2562,12 @@ class Basic(amqp_object.Class):
         def decode(self, encoded: Buffer, offset: int = 0) -> Self:
             """Decode the arguments; see :meth:`amqp_object.Method.decode`."""
             try:
+                text = _TEXT.get(encoded.__class__, str)
                 n = encoded[offset]
                 offset += 1
                 end = offset + n
-                self.consumer_tag = str(encoded[offset:end], "utf-8", "surrogateescape")
-                offset = end
-                if offset > len(encoded):
+                self.consumer_tag = text(encoded[offset:end], "utf-8", "surrogateescape")
+                if end > len(encoded):
                     raise _truncated(self)
             except _MALFORMED as exc:
                 raise _malformed(self, exc) from exc
@@ -2459,12 +2576,18 @@ class Basic(amqp_object.Class):
     class Publish(amqp_object.Method):
         """AMQP ``basic.publish`` (class 60, method 40); carries content."""
 
-        __slots__ = ("ticket", "exchange", "routing_key", "mandatory", "immediate")
+        __slots__ = ("exchange", "immediate", "mandatory", "routing_key", "ticket")
 
         INDEX: ClassVar[int] = 0x003C0028
         NAME: ClassVar[str] = "Basic.Publish"
         synchronous: ClassVar[bool] = False
-        _FIELDS: ClassVar[tuple[str, ...]] = ("ticket", "exchange", "routing_key", "mandatory", "immediate")
+        _FIELDS: ClassVar[tuple[str, ...]] = (
+            "ticket",
+            "exchange",
+            "routing_key",
+            "mandatory",
+            "immediate",
+        )
         _KINDS: ClassVar[tuple[str, ...]] = ("short", "shortstr", "shortstr", "bit", "bit")
 
         ticket: int
@@ -2490,17 +2613,15 @@ class Basic(amqp_object.Class):
         def encode(self) -> list[bytes]:
             """Encode the arguments; see :meth:`amqp_object.Method.encode`."""
             try:
-                _exchange = self.exchange
-                _exchange_b = _exchange.encode("utf-8", "surrogateescape") if _exchange.__class__ is str else _shortstr(_exchange)
-                _routing_key = self.routing_key
-                _routing_key_b = _routing_key.encode("utf-8", "surrogateescape") if _routing_key.__class__ is str else _shortstr(_routing_key)
-                return [
-                    _pack_HB(self.ticket, len(_exchange_b)),
-                    _exchange_b,
-                    _OCTET[len(_routing_key_b)],
-                    _routing_key_b,
-                    _OCTET[(1 if self.mandatory else 0) | (2 if self.immediate else 0)],
-                ]
+                v1 = self.exchange
+                b1 = v1.encode("utf-8", "surrogateescape") if v1.__class__ is str else _shortstr(v1)
+                v2 = self.routing_key
+                b2 = v2.encode("utf-8", "surrogateescape") if v2.__class__ is str else _shortstr(v2)
+                bits1 = (
+                    (1 if self.mandatory else 0)
+                    | (2 if self.immediate else 0)
+                )
+                return [_pack_HB(self.ticket, len(b1)), b1, _OCTET[len(b2)], b2, _OCTET[bits1]]
             except _ENCODE_ERRORS:
                 _explain(self)
                 raise
@@ -2508,22 +2629,20 @@ class Basic(amqp_object.Class):
         def decode(self, encoded: Buffer, offset: int = 0) -> Self:
             """Decode the arguments; see :meth:`amqp_object.Method.decode`."""
             try:
+                text = _TEXT.get(encoded.__class__, str)
                 self.ticket, n = _unpack_HB(encoded, offset)
                 offset += 3
                 end = offset + n
-                self.exchange = str(encoded[offset:end], "utf-8", "surrogateescape")
+                self.exchange = text(encoded[offset:end], "utf-8", "surrogateescape")
                 offset = end
                 n = encoded[offset]
                 offset += 1
                 end = offset + n
-                self.routing_key = str(encoded[offset:end], "utf-8", "surrogateescape")
+                self.routing_key = text(encoded[offset:end], "utf-8", "surrogateescape")
                 offset = end
                 bits = encoded[offset]
-                offset += 1
                 self.mandatory = (bits & 1) != 0
                 self.immediate = (bits & 2) != 0
-                if offset > len(encoded):
-                    raise _truncated(self)
             except _MALFORMED as exc:
                 raise _malformed(self, exc) from exc
             return self
@@ -2531,7 +2650,7 @@ class Basic(amqp_object.Class):
     class Return(amqp_object.Method):
         """AMQP ``basic.return`` (class 60, method 50); carries content."""
 
-        __slots__ = ("reply_code", "reply_text", "exchange", "routing_key")
+        __slots__ = ("exchange", "reply_code", "reply_text", "routing_key")
 
         INDEX: ClassVar[int] = 0x003C0032
         NAME: ClassVar[str] = "Basic.Return"
@@ -2559,19 +2678,19 @@ class Basic(amqp_object.Class):
         def encode(self) -> list[bytes]:
             """Encode the arguments; see :meth:`amqp_object.Method.encode`."""
             try:
-                _reply_text = self.reply_text
-                _reply_text_b = _reply_text.encode("utf-8", "surrogateescape") if _reply_text.__class__ is str else _shortstr(_reply_text)
-                _exchange = self.exchange
-                _exchange_b = _exchange.encode("utf-8", "surrogateescape") if _exchange.__class__ is str else _shortstr(_exchange)
-                _routing_key = self.routing_key
-                _routing_key_b = _routing_key.encode("utf-8", "surrogateescape") if _routing_key.__class__ is str else _shortstr(_routing_key)
+                v1 = self.reply_text
+                b1 = v1.encode("utf-8", "surrogateescape") if v1.__class__ is str else _shortstr(v1)
+                v2 = self.exchange
+                b2 = v2.encode("utf-8", "surrogateescape") if v2.__class__ is str else _shortstr(v2)
+                v3 = self.routing_key
+                b3 = v3.encode("utf-8", "surrogateescape") if v3.__class__ is str else _shortstr(v3)
                 return [
-                    _pack_HB(self.reply_code, len(_reply_text_b)),
-                    _reply_text_b,
-                    _OCTET[len(_exchange_b)],
-                    _exchange_b,
-                    _OCTET[len(_routing_key_b)],
-                    _routing_key_b,
+                    _pack_HB(self.reply_code, len(b1)),
+                    b1,
+                    _OCTET[len(b2)],
+                    b2,
+                    _OCTET[len(b3)],
+                    b3,
                 ]
             except _ENCODE_ERRORS:
                 _explain(self)
@@ -2580,22 +2699,22 @@ class Basic(amqp_object.Class):
         def decode(self, encoded: Buffer, offset: int = 0) -> Self:
             """Decode the arguments; see :meth:`amqp_object.Method.decode`."""
             try:
+                text = _TEXT.get(encoded.__class__, str)
                 self.reply_code, n = _unpack_HB(encoded, offset)
                 offset += 3
                 end = offset + n
-                self.reply_text = str(encoded[offset:end], "utf-8", "surrogateescape")
+                self.reply_text = text(encoded[offset:end], "utf-8", "surrogateescape")
                 offset = end
                 n = encoded[offset]
                 offset += 1
                 end = offset + n
-                self.exchange = str(encoded[offset:end], "utf-8", "surrogateescape")
+                self.exchange = text(encoded[offset:end], "utf-8", "surrogateescape")
                 offset = end
                 n = encoded[offset]
                 offset += 1
                 end = offset + n
-                self.routing_key = str(encoded[offset:end], "utf-8", "surrogateescape")
-                offset = end
-                if offset > len(encoded):
+                self.routing_key = text(encoded[offset:end], "utf-8", "surrogateescape")
+                if end > len(encoded):
                     raise _truncated(self)
             except _MALFORMED as exc:
                 raise _malformed(self, exc) from exc
@@ -2604,12 +2723,18 @@ class Basic(amqp_object.Class):
     class Deliver(amqp_object.Method):
         """AMQP ``basic.deliver`` (class 60, method 60); carries content."""
 
-        __slots__ = ("consumer_tag", "delivery_tag", "redelivered", "exchange", "routing_key")
+        __slots__ = ("consumer_tag", "delivery_tag", "exchange", "redelivered", "routing_key")
 
         INDEX: ClassVar[int] = 0x003C003C
         NAME: ClassVar[str] = "Basic.Deliver"
         synchronous: ClassVar[bool] = False
-        _FIELDS: ClassVar[tuple[str, ...]] = ("consumer_tag", "delivery_tag", "redelivered", "exchange", "routing_key")
+        _FIELDS: ClassVar[tuple[str, ...]] = (
+            "consumer_tag",
+            "delivery_tag",
+            "redelivered",
+            "exchange",
+            "routing_key",
+        )
         _KINDS: ClassVar[tuple[str, ...]] = ("shortstr", "longlong", "bit", "shortstr", "shortstr")
 
         consumer_tag: str
@@ -2635,19 +2760,19 @@ class Basic(amqp_object.Class):
         def encode(self) -> list[bytes]:
             """Encode the arguments; see :meth:`amqp_object.Method.encode`."""
             try:
-                _consumer_tag = self.consumer_tag
-                _consumer_tag_b = _consumer_tag.encode("utf-8", "surrogateescape") if _consumer_tag.__class__ is str else _shortstr(_consumer_tag)
-                _exchange = self.exchange
-                _exchange_b = _exchange.encode("utf-8", "surrogateescape") if _exchange.__class__ is str else _shortstr(_exchange)
-                _routing_key = self.routing_key
-                _routing_key_b = _routing_key.encode("utf-8", "surrogateescape") if _routing_key.__class__ is str else _shortstr(_routing_key)
+                v1 = self.consumer_tag
+                b1 = v1.encode("utf-8", "surrogateescape") if v1.__class__ is str else _shortstr(v1)
+                v2 = self.exchange
+                b2 = v2.encode("utf-8", "surrogateescape") if v2.__class__ is str else _shortstr(v2)
+                v3 = self.routing_key
+                b3 = v3.encode("utf-8", "surrogateescape") if v3.__class__ is str else _shortstr(v3)
                 return [
-                    _OCTET[len(_consumer_tag_b)],
-                    _consumer_tag_b,
-                    _pack_QBB(self.delivery_tag, 1 if self.redelivered else 0, len(_exchange_b)),
-                    _exchange_b,
-                    _OCTET[len(_routing_key_b)],
-                    _routing_key_b,
+                    _OCTET[len(b1)],
+                    b1,
+                    _pack_QBB(self.delivery_tag, 1 if self.redelivered else 0, len(b2)),
+                    b2,
+                    _OCTET[len(b3)],
+                    b3,
                 ]
             except _ENCODE_ERRORS:
                 _explain(self)
@@ -2656,23 +2781,23 @@ class Basic(amqp_object.Class):
         def decode(self, encoded: Buffer, offset: int = 0) -> Self:
             """Decode the arguments; see :meth:`amqp_object.Method.decode`."""
             try:
+                text = _TEXT.get(encoded.__class__, str)
                 n = encoded[offset]
                 offset += 1
                 end = offset + n
-                self.consumer_tag = str(encoded[offset:end], "utf-8", "surrogateescape")
+                self.consumer_tag = text(encoded[offset:end], "utf-8", "surrogateescape")
                 offset = end
                 self.delivery_tag, bits, n = _unpack_QBB(encoded, offset)
-                offset += 10
                 self.redelivered = (bits & 1) != 0
+                offset += 10
                 end = offset + n
-                self.exchange = str(encoded[offset:end], "utf-8", "surrogateescape")
+                self.exchange = text(encoded[offset:end], "utf-8", "surrogateescape")
                 offset = end
                 n = encoded[offset]
                 offset += 1
                 end = offset + n
-                self.routing_key = str(encoded[offset:end], "utf-8", "surrogateescape")
-                offset = end
-                if offset > len(encoded):
+                self.routing_key = text(encoded[offset:end], "utf-8", "surrogateescape")
+                if end > len(encoded):
                     raise _truncated(self)
             except _MALFORMED as exc:
                 raise _malformed(self, exc) from exc
@@ -2681,7 +2806,7 @@ class Basic(amqp_object.Class):
     class Get(amqp_object.Method):
         """AMQP ``basic.get`` (class 60, method 70); synchronous."""
 
-        __slots__ = ("ticket", "queue", "no_ack")
+        __slots__ = ("no_ack", "queue", "ticket")
 
         INDEX: ClassVar[int] = 0x003C0046
         NAME: ClassVar[str] = "Basic.Get"
@@ -2701,13 +2826,9 @@ class Basic(amqp_object.Class):
         def encode(self) -> list[bytes]:
             """Encode the arguments; see :meth:`amqp_object.Method.encode`."""
             try:
-                _queue = self.queue
-                _queue_b = _queue.encode("utf-8", "surrogateescape") if _queue.__class__ is str else _shortstr(_queue)
-                return [
-                    _pack_HB(self.ticket, len(_queue_b)),
-                    _queue_b,
-                    _OCTET[1 if self.no_ack else 0],
-                ]
+                v1 = self.queue
+                b1 = v1.encode("utf-8", "surrogateescape") if v1.__class__ is str else _shortstr(v1)
+                return [_pack_HB(self.ticket, len(b1)), b1, _OCTET[1 if self.no_ack else 0]]
             except _ENCODE_ERRORS:
                 _explain(self)
                 raise
@@ -2715,16 +2836,14 @@ class Basic(amqp_object.Class):
         def decode(self, encoded: Buffer, offset: int = 0) -> Self:
             """Decode the arguments; see :meth:`amqp_object.Method.decode`."""
             try:
+                text = _TEXT.get(encoded.__class__, str)
                 self.ticket, n = _unpack_HB(encoded, offset)
                 offset += 3
                 end = offset + n
-                self.queue = str(encoded[offset:end], "utf-8", "surrogateescape")
+                self.queue = text(encoded[offset:end], "utf-8", "surrogateescape")
                 offset = end
                 bits = encoded[offset]
-                offset += 1
                 self.no_ack = (bits & 1) != 0
-                if offset > len(encoded):
-                    raise _truncated(self)
             except _MALFORMED as exc:
                 raise _malformed(self, exc) from exc
             return self
@@ -2732,12 +2851,18 @@ class Basic(amqp_object.Class):
     class GetOk(amqp_object.Method):
         """AMQP ``basic.get-ok`` (class 60, method 71); carries content."""
 
-        __slots__ = ("delivery_tag", "redelivered", "exchange", "routing_key", "message_count")
+        __slots__ = ("delivery_tag", "exchange", "message_count", "redelivered", "routing_key")
 
         INDEX: ClassVar[int] = 0x003C0047
         NAME: ClassVar[str] = "Basic.GetOk"
         synchronous: ClassVar[bool] = False
-        _FIELDS: ClassVar[tuple[str, ...]] = ("delivery_tag", "redelivered", "exchange", "routing_key", "message_count")
+        _FIELDS: ClassVar[tuple[str, ...]] = (
+            "delivery_tag",
+            "redelivered",
+            "exchange",
+            "routing_key",
+            "message_count",
+        )
         _KINDS: ClassVar[tuple[str, ...]] = ("longlong", "bit", "shortstr", "shortstr", "long")
 
         delivery_tag: int
@@ -2763,15 +2888,15 @@ class Basic(amqp_object.Class):
         def encode(self) -> list[bytes]:
             """Encode the arguments; see :meth:`amqp_object.Method.encode`."""
             try:
-                _exchange = self.exchange
-                _exchange_b = _exchange.encode("utf-8", "surrogateescape") if _exchange.__class__ is str else _shortstr(_exchange)
-                _routing_key = self.routing_key
-                _routing_key_b = _routing_key.encode("utf-8", "surrogateescape") if _routing_key.__class__ is str else _shortstr(_routing_key)
+                v1 = self.exchange
+                b1 = v1.encode("utf-8", "surrogateescape") if v1.__class__ is str else _shortstr(v1)
+                v2 = self.routing_key
+                b2 = v2.encode("utf-8", "surrogateescape") if v2.__class__ is str else _shortstr(v2)
                 return [
-                    _pack_QBB(self.delivery_tag, 1 if self.redelivered else 0, len(_exchange_b)),
-                    _exchange_b,
-                    _OCTET[len(_routing_key_b)],
-                    _routing_key_b,
+                    _pack_QBB(self.delivery_tag, 1 if self.redelivered else 0, len(b1)),
+                    b1,
+                    _OCTET[len(b2)],
+                    b2,
                     _pack_I(self.message_count),
                 ]
             except _ENCODE_ERRORS:
@@ -2781,21 +2906,19 @@ class Basic(amqp_object.Class):
         def decode(self, encoded: Buffer, offset: int = 0) -> Self:
             """Decode the arguments; see :meth:`amqp_object.Method.decode`."""
             try:
+                text = _TEXT.get(encoded.__class__, str)
                 self.delivery_tag, bits, n = _unpack_QBB(encoded, offset)
-                offset += 10
                 self.redelivered = (bits & 1) != 0
+                offset += 10
                 end = offset + n
-                self.exchange = str(encoded[offset:end], "utf-8", "surrogateescape")
+                self.exchange = text(encoded[offset:end], "utf-8", "surrogateescape")
                 offset = end
                 n = encoded[offset]
                 offset += 1
                 end = offset + n
-                self.routing_key = str(encoded[offset:end], "utf-8", "surrogateescape")
+                self.routing_key = text(encoded[offset:end], "utf-8", "surrogateescape")
                 offset = end
                 (self.message_count,) = _unpack_I(encoded, offset)
-                offset += 4
-                if offset > len(encoded):
-                    raise _truncated(self)
             except _MALFORMED as exc:
                 raise _malformed(self, exc) from exc
             return self
@@ -2819,9 +2942,9 @@ class Basic(amqp_object.Class):
         def encode(self) -> list[bytes]:
             """Encode the arguments; see :meth:`amqp_object.Method.encode`."""
             try:
-                _cluster_id = self.cluster_id
-                _cluster_id_b = _cluster_id.encode("utf-8", "surrogateescape") if _cluster_id.__class__ is str else _shortstr(_cluster_id)
-                return [_OCTET[len(_cluster_id_b)], _cluster_id_b]
+                v1 = self.cluster_id
+                b1 = v1.encode("utf-8", "surrogateescape") if v1.__class__ is str else _shortstr(v1)
+                return [_OCTET[len(b1)], b1]
             except _ENCODE_ERRORS:
                 _explain(self)
                 raise
@@ -2829,12 +2952,12 @@ class Basic(amqp_object.Class):
         def decode(self, encoded: Buffer, offset: int = 0) -> Self:
             """Decode the arguments; see :meth:`amqp_object.Method.decode`."""
             try:
+                text = _TEXT.get(encoded.__class__, str)
                 n = encoded[offset]
                 offset += 1
                 end = offset + n
-                self.cluster_id = str(encoded[offset:end], "utf-8", "surrogateescape")
-                offset = end
-                if offset > len(encoded):
+                self.cluster_id = text(encoded[offset:end], "utf-8", "surrogateescape")
+                if end > len(encoded):
                     raise _truncated(self)
             except _MALFORMED as exc:
                 raise _malformed(self, exc) from exc
@@ -2870,7 +2993,6 @@ class Basic(amqp_object.Class):
             """Decode the arguments; see :meth:`amqp_object.Method.decode`."""
             try:
                 self.delivery_tag, bits = _unpack_QB(encoded, offset)
-                offset += 9
                 self.multiple = (bits & 1) != 0
             except _MALFORMED as exc:
                 raise _malformed(self, exc) from exc
@@ -2906,7 +3028,6 @@ class Basic(amqp_object.Class):
             """Decode the arguments; see :meth:`amqp_object.Method.decode`."""
             try:
                 self.delivery_tag, bits = _unpack_QB(encoded, offset)
-                offset += 9
                 self.requeue = (bits & 1) != 0
             except _MALFORMED as exc:
                 raise _malformed(self, exc) from exc
@@ -2940,7 +3061,6 @@ class Basic(amqp_object.Class):
             """Decode the arguments; see :meth:`amqp_object.Method.decode`."""
             try:
                 bits = encoded[offset]
-                offset += 1
                 self.requeue = (bits & 1) != 0
             except _MALFORMED as exc:
                 raise _malformed(self, exc) from exc
@@ -2974,7 +3094,6 @@ class Basic(amqp_object.Class):
             """Decode the arguments; see :meth:`amqp_object.Method.decode`."""
             try:
                 bits = encoded[offset]
-                offset += 1
                 self.requeue = (bits & 1) != 0
             except _MALFORMED as exc:
                 raise _malformed(self, exc) from exc
@@ -3030,9 +3149,11 @@ class Basic(amqp_object.Class):
         def encode(self) -> list[bytes]:
             """Encode the arguments; see :meth:`amqp_object.Method.encode`."""
             try:
-                return [
-                    _pack_QB(self.delivery_tag, (1 if self.multiple else 0) | (2 if self.requeue else 0)),
-                ]
+                bits1 = (
+                    (1 if self.multiple else 0)
+                    | (2 if self.requeue else 0)
+                )
+                return [_pack_QB(self.delivery_tag, bits1)]
             except _ENCODE_ERRORS:
                 _explain(self)
                 raise
@@ -3041,7 +3162,6 @@ class Basic(amqp_object.Class):
             """Decode the arguments; see :meth:`amqp_object.Method.decode`."""
             try:
                 self.delivery_tag, bits = _unpack_QB(encoded, offset)
-                offset += 9
                 self.multiple = (bits & 1) != 0
                 self.requeue = (bits & 2) != 0
             except _MALFORMED as exc:
@@ -3226,7 +3346,6 @@ class Confirm(amqp_object.Class):
             """Decode the arguments; see :meth:`amqp_object.Method.decode`."""
             try:
                 bits = encoded[offset]
-                offset += 1
                 self.nowait = (bits & 1) != 0
             except _MALFORMED as exc:
                 raise _malformed(self, exc) from exc
@@ -3262,13 +3381,58 @@ class BasicProperties(amqp_object.Properties):
     :class:`DeliveryMode`; the plain ``int`` is stored.  ``timestamp`` is in seconds.
     """
 
-    __slots__ = ("content_type", "content_encoding", "headers", "delivery_mode", "priority", "correlation_id", "reply_to", "expiration", "message_id", "timestamp", "type", "user_id", "app_id", "cluster_id")
+    __slots__ = (
+        "app_id",
+        "cluster_id",
+        "content_encoding",
+        "content_type",
+        "correlation_id",
+        "delivery_mode",
+        "expiration",
+        "headers",
+        "message_id",
+        "priority",
+        "reply_to",
+        "timestamp",
+        "type",
+        "user_id",
+    )
 
-    CLASS: ClassVar[type[amqp_object.Class] | None] = Basic
+    CLASS = Basic
     INDEX: ClassVar[int] = 0x003C
     NAME: ClassVar[str] = "BasicProperties"
-    _FIELDS: ClassVar[tuple[str, ...]] = ("content_type", "content_encoding", "headers", "delivery_mode", "priority", "correlation_id", "reply_to", "expiration", "message_id", "timestamp", "type", "user_id", "app_id", "cluster_id")
-    _KINDS: ClassVar[tuple[str, ...]] = ("shortstr", "shortstr", "table", "octet", "octet", "shortstr", "shortstr", "shortstr", "shortstr", "timestamp", "shortstr", "shortstr", "shortstr", "shortstr")
+    _FIELDS: ClassVar[tuple[str, ...]] = (
+        "content_type",
+        "content_encoding",
+        "headers",
+        "delivery_mode",
+        "priority",
+        "correlation_id",
+        "reply_to",
+        "expiration",
+        "message_id",
+        "timestamp",
+        "type",
+        "user_id",
+        "app_id",
+        "cluster_id",
+    )
+    _KINDS: ClassVar[tuple[str, ...]] = (
+        "shortstr",
+        "shortstr",
+        "table",
+        "octet",
+        "octet",
+        "shortstr",
+        "shortstr",
+        "shortstr",
+        "shortstr",
+        "timestamp",
+        "shortstr",
+        "shortstr",
+        "shortstr",
+        "shortstr",
+    )
 
     FLAG_CONTENT_TYPE: ClassVar[int] = 0x8000
     FLAG_CONTENT_ENCODING: ClassVar[int] = 0x4000
@@ -3339,82 +3503,82 @@ class BasicProperties(amqp_object.Properties):
         try:
             flags = 0
             parts: list[bytes] = [b""]
-            _content_type = self.content_type
-            if _content_type is not None:
+            s = self.content_type
+            if s is not None:
                 flags |= 0x8000
-                _content_type_b = _content_type.encode("utf-8", "surrogateescape") if _content_type.__class__ is str else _shortstr(_content_type)
-                parts.append(_OCTET[len(_content_type_b)])
-                parts.append(_content_type_b)
-            _content_encoding = self.content_encoding
-            if _content_encoding is not None:
+                raw = s.encode("utf-8", "surrogateescape") if s.__class__ is str else _shortstr(s)
+                parts.append(_OCTET[len(raw)])
+                parts.append(raw)
+            s = self.content_encoding
+            if s is not None:
                 flags |= 0x4000
-                _content_encoding_b = _content_encoding.encode("utf-8", "surrogateescape") if _content_encoding.__class__ is str else _shortstr(_content_encoding)
-                parts.append(_OCTET[len(_content_encoding_b)])
-                parts.append(_content_encoding_b)
-            _headers = self.headers
-            if _headers is not None:
+                raw = s.encode("utf-8", "surrogateescape") if s.__class__ is str else _shortstr(s)
+                parts.append(_OCTET[len(raw)])
+                parts.append(raw)
+            t = self.headers
+            if t is not None:
                 flags |= 0x2000
-                parts.append(encode_table(_headers))
-            _delivery_mode = self.delivery_mode
-            if _delivery_mode is not None:
+                parts.append(encode_table(t))
+            i = self.delivery_mode
+            if i is not None:
                 flags |= 0x1000
-                parts.append(_pack_B(_delivery_mode))
-            _priority = self.priority
-            if _priority is not None:
+                parts.append(_pack_B(i))
+            i = self.priority
+            if i is not None:
                 flags |= 0x0800
-                parts.append(_pack_B(_priority))
-            _correlation_id = self.correlation_id
-            if _correlation_id is not None:
+                parts.append(_pack_B(i))
+            s = self.correlation_id
+            if s is not None:
                 flags |= 0x0400
-                _correlation_id_b = _correlation_id.encode("utf-8", "surrogateescape") if _correlation_id.__class__ is str else _shortstr(_correlation_id)
-                parts.append(_OCTET[len(_correlation_id_b)])
-                parts.append(_correlation_id_b)
-            _reply_to = self.reply_to
-            if _reply_to is not None:
+                raw = s.encode("utf-8", "surrogateescape") if s.__class__ is str else _shortstr(s)
+                parts.append(_OCTET[len(raw)])
+                parts.append(raw)
+            s = self.reply_to
+            if s is not None:
                 flags |= 0x0200
-                _reply_to_b = _reply_to.encode("utf-8", "surrogateescape") if _reply_to.__class__ is str else _shortstr(_reply_to)
-                parts.append(_OCTET[len(_reply_to_b)])
-                parts.append(_reply_to_b)
-            _expiration = self.expiration
-            if _expiration is not None:
+                raw = s.encode("utf-8", "surrogateescape") if s.__class__ is str else _shortstr(s)
+                parts.append(_OCTET[len(raw)])
+                parts.append(raw)
+            s = self.expiration
+            if s is not None:
                 flags |= 0x0100
-                _expiration_b = _expiration.encode("utf-8", "surrogateescape") if _expiration.__class__ is str else _shortstr(_expiration)
-                parts.append(_OCTET[len(_expiration_b)])
-                parts.append(_expiration_b)
-            _message_id = self.message_id
-            if _message_id is not None:
+                raw = s.encode("utf-8", "surrogateescape") if s.__class__ is str else _shortstr(s)
+                parts.append(_OCTET[len(raw)])
+                parts.append(raw)
+            s = self.message_id
+            if s is not None:
                 flags |= 0x0080
-                _message_id_b = _message_id.encode("utf-8", "surrogateescape") if _message_id.__class__ is str else _shortstr(_message_id)
-                parts.append(_OCTET[len(_message_id_b)])
-                parts.append(_message_id_b)
-            _timestamp = self.timestamp
-            if _timestamp is not None:
+                raw = s.encode("utf-8", "surrogateescape") if s.__class__ is str else _shortstr(s)
+                parts.append(_OCTET[len(raw)])
+                parts.append(raw)
+            i = self.timestamp
+            if i is not None:
                 flags |= 0x0040
-                parts.append(_pack_Q(_timestamp))
-            _type = self.type
-            if _type is not None:
+                parts.append(_pack_Q(i))
+            s = self.type
+            if s is not None:
                 flags |= 0x0020
-                _type_b = _type.encode("utf-8", "surrogateescape") if _type.__class__ is str else _shortstr(_type)
-                parts.append(_OCTET[len(_type_b)])
-                parts.append(_type_b)
-            _user_id = self.user_id
-            if _user_id is not None:
+                raw = s.encode("utf-8", "surrogateescape") if s.__class__ is str else _shortstr(s)
+                parts.append(_OCTET[len(raw)])
+                parts.append(raw)
+            s = self.user_id
+            if s is not None:
                 flags |= 0x0010
-                _user_id_b = _user_id.encode("utf-8", "surrogateescape") if _user_id.__class__ is str else _shortstr(_user_id)
-                parts.append(_OCTET[len(_user_id_b)])
-                parts.append(_user_id_b)
-            _app_id = self.app_id
-            if _app_id is not None:
+                raw = s.encode("utf-8", "surrogateescape") if s.__class__ is str else _shortstr(s)
+                parts.append(_OCTET[len(raw)])
+                parts.append(raw)
+            s = self.app_id
+            if s is not None:
                 flags |= 0x0008
-                _app_id_b = _app_id.encode("utf-8", "surrogateescape") if _app_id.__class__ is str else _shortstr(_app_id)
-                parts.append(_OCTET[len(_app_id_b)])
-                parts.append(_app_id_b)
-            _cluster_id = self.cluster_id
-            if _cluster_id is not None:
+                raw = s.encode("utf-8", "surrogateescape") if s.__class__ is str else _shortstr(s)
+                parts.append(_OCTET[len(raw)])
+                parts.append(raw)
+            s = self.cluster_id
+            if s is not None:
                 flags |= 0x0004
-                _cluster_id_b = _cluster_id.encode("utf-8", "surrogateescape") if _cluster_id.__class__ is str else _shortstr(_cluster_id)
-                parts.append(_OCTET[len(_cluster_id_b)])
-                parts.append(_cluster_id_b)
+                raw = s.encode("utf-8", "surrogateescape") if s.__class__ is str else _shortstr(s)
+                parts.append(_OCTET[len(raw)])
+                parts.append(raw)
             parts[0] = _pack_H(flags)
             return parts
         except _ENCODE_ERRORS:
@@ -3424,6 +3588,7 @@ class BasicProperties(amqp_object.Properties):
     def decode(self, encoded: Buffer, offset: int = 0) -> Self:
         """Decode the flag word(s) and the present properties; see the base class."""
         try:
+            text = _TEXT.get(encoded.__class__, str)
             (flags,) = _unpack_H(encoded, offset)
             offset += 2
             word = flags
@@ -3432,13 +3597,13 @@ class BasicProperties(amqp_object.Properties):
                 offset += 2
             if flags & 0x8000:
                 end = offset + 1 + encoded[offset]
-                self.content_type = str(encoded[offset + 1:end], "utf-8", "surrogateescape")
+                self.content_type = text(encoded[offset + 1:end], "utf-8", "surrogateescape")
                 offset = end
             else:
                 self.content_type = None
             if flags & 0x4000:
                 end = offset + 1 + encoded[offset]
-                self.content_encoding = str(encoded[offset + 1:end], "utf-8", "surrogateescape")
+                self.content_encoding = text(encoded[offset + 1:end], "utf-8", "surrogateescape")
                 offset = end
             else:
                 self.content_encoding = None
@@ -3458,25 +3623,25 @@ class BasicProperties(amqp_object.Properties):
                 self.priority = None
             if flags & 0x0400:
                 end = offset + 1 + encoded[offset]
-                self.correlation_id = str(encoded[offset + 1:end], "utf-8", "surrogateescape")
+                self.correlation_id = text(encoded[offset + 1:end], "utf-8", "surrogateescape")
                 offset = end
             else:
                 self.correlation_id = None
             if flags & 0x0200:
                 end = offset + 1 + encoded[offset]
-                self.reply_to = str(encoded[offset + 1:end], "utf-8", "surrogateescape")
+                self.reply_to = text(encoded[offset + 1:end], "utf-8", "surrogateescape")
                 offset = end
             else:
                 self.reply_to = None
             if flags & 0x0100:
                 end = offset + 1 + encoded[offset]
-                self.expiration = str(encoded[offset + 1:end], "utf-8", "surrogateescape")
+                self.expiration = text(encoded[offset + 1:end], "utf-8", "surrogateescape")
                 offset = end
             else:
                 self.expiration = None
             if flags & 0x0080:
                 end = offset + 1 + encoded[offset]
-                self.message_id = str(encoded[offset + 1:end], "utf-8", "surrogateescape")
+                self.message_id = text(encoded[offset + 1:end], "utf-8", "surrogateescape")
                 offset = end
             else:
                 self.message_id = None
@@ -3487,25 +3652,25 @@ class BasicProperties(amqp_object.Properties):
                 self.timestamp = None
             if flags & 0x0020:
                 end = offset + 1 + encoded[offset]
-                self.type = str(encoded[offset + 1:end], "utf-8", "surrogateescape")
+                self.type = text(encoded[offset + 1:end], "utf-8", "surrogateescape")
                 offset = end
             else:
                 self.type = None
             if flags & 0x0010:
                 end = offset + 1 + encoded[offset]
-                self.user_id = str(encoded[offset + 1:end], "utf-8", "surrogateescape")
+                self.user_id = text(encoded[offset + 1:end], "utf-8", "surrogateescape")
                 offset = end
             else:
                 self.user_id = None
             if flags & 0x0008:
                 end = offset + 1 + encoded[offset]
-                self.app_id = str(encoded[offset + 1:end], "utf-8", "surrogateescape")
+                self.app_id = text(encoded[offset + 1:end], "utf-8", "surrogateescape")
                 offset = end
             else:
                 self.app_id = None
             if flags & 0x0004:
                 end = offset + 1 + encoded[offset]
-                self.cluster_id = str(encoded[offset + 1:end], "utf-8", "surrogateescape")
+                self.cluster_id = text(encoded[offset + 1:end], "utf-8", "surrogateescape")
                 offset = end
             else:
                 self.cluster_id = None

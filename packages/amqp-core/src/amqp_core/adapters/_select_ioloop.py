@@ -12,7 +12,9 @@ One thread runs :meth:`IOLoop.start`, which repeats one *iteration* until
    pair as used by :mod:`amqp_core.io.fd_streams`).
 3. Run the soon-callbacks that were queued before this step began; callbacks
    queued while they run wait for the next iteration, so I/O is never starved.
-4. Run the timers that are due and were created before this step began.
+4. Run the timers that are due and were created before this iteration began
+   (a timer made now with delay 0 runs after the soon-callbacks queued before
+   it, as in asyncio, and a timer re-arming itself cannot starve I/O).
 
 Timers are ``(deadline, sequence, handle)`` tuples in a heap (tuples compare in
 C; the sequence keeps equal deadlines FIFO).  Cancelling only clears the
@@ -517,6 +519,7 @@ class IOLoop:
     def _run_once(self) -> None:
         ready = self._ready
         timers = self._timers
+        limit = self._timer_seq  # timers made during this iteration wait for the next
         self._polling = True
         if ready or self._stopping:
             timeout: float | None = 0
@@ -567,7 +570,6 @@ class IOLoop:
 
         if timers:
             now = _monotonic()
-            limit = self._timer_seq
             while timers:
                 deadline, seq, timer = timers[0]
                 if deadline > now or seq >= limit:

@@ -22,6 +22,7 @@ import struct
 from typing import Final
 
 from .. import spec
+from ..amqp_object import Method
 from ..exceptions import RemoteFrameError
 
 FRAME_HEADER: Final = struct.Struct(">BHI")
@@ -106,7 +107,7 @@ class FrameReader:
         return frame_type, channel, buffer[position + 7 : end]
 
 
-def encode_method_frame(channel: int, method: spec.amqp_object.Method) -> bytes:
+def encode_method_frame(channel: int, method: Method) -> bytes:
     """Encode a method as one frame."""
     index = method.INDEX
     assert index is not None

@@ -13,7 +13,7 @@ change state (deliveries, RPC replies, acks) are looked up in the
 from __future__ import annotations
 
 import enum
-from typing import Final
+from typing import Any, Final
 
 from .. import spec
 
@@ -128,11 +128,11 @@ def _replies() -> dict[int, frozenset[int]]:
         spec.Channel, spec.Exchange, spec.Queue, spec.Basic, spec.Tx, spec.Confirm, spec.Access,
     ):
         for name in dir(class_):
-            method = getattr(class_, name)
+            method: Any = getattr(class_, name)
             if isinstance(method, type) and getattr(method, "synchronous", False):
-                ok = getattr(class_, name + "Ok", None)
+                ok: Any = getattr(class_, name + "Ok", None)
                 if ok is not None:
-                    table[method.INDEX] = frozenset({ok.INDEX})
+                    table[int(getattr(method, "INDEX"))] = frozenset({int(ok.INDEX)})
     table[spec.Basic.Get.INDEX] = frozenset({spec.Basic.GetOk.INDEX, spec.Basic.GetEmpty.INDEX})
     return table
 

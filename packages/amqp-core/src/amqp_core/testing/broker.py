@@ -403,7 +403,9 @@ class PrivateBroker:
         if not _NODENAME_RE.match(nodename):
             raise ValueError(f"nodename must look like 'name@host', got {nodename!r}")
         for name, value in (("port", port), ("tls_port", tls_port), ("dist_port", dist_port)):
-            if value is not None and (type(value) is not int or not 0 < value < 65536):
+            if value is not None and type(value) is not int:
+                raise TypeError(f"{name} must be an int, not {type(value).__name__}")
+            if value is not None and not 0 < value < 65536:
                 raise ValueError(f"{name} must be a port number (1-65535), got {value!r}")
         if base_dir is not None and not isinstance(base_dir, str | os.PathLike):
             raise TypeError(f"base_dir must be a path, not {type(base_dir).__name__}")
@@ -567,6 +569,7 @@ class PrivateBroker:
             report = f"{failure}\n{self._log_tail()}"
             with contextlib.suppress(BrokerError):
                 _kill_node(self.nodename, grace=2.0)
+            self._started = False  # a later start() tries again from scratch
             raise BrokerError(f"node {self.nodename} did not start: {report}") from None
 
     def _wait_until_ready(self, deadline: float, started_at: float) -> None:
@@ -740,7 +743,10 @@ class PrivateBroker:
         return env
 
     def _write_files(self) -> None:
-        import trustme  # a test dependency: imported only when a node starts
+        try:
+            import trustme  # a test dependency: imported only when a node starts
+        except ImportError:
+            raise BrokerError("PrivateBroker needs 'trustme' for its certificates") from None
 
         for sub in ("etc", "log", "mnesia", "tls"):
             (self.base_dir / sub).mkdir(exist_ok=True)
