@@ -14,7 +14,8 @@ The workloads (a "message" is its method, content header and body frames):
 * ``publish 64 B + props, encode``: Basic.Publish with BasicProperties (content type, delivery
   mode, message id, app id and three headers) and a 64-byte body.  Ours goes through the real
   client path, :meth:`amqp_core.protocol.Connection.basic_publish` on a core put into the OPEN
-  state by a scripted handshake, draining ``data_to_send()`` every 100 messages (a loop turn).
+  state by a scripted handshake, draining ``data_to_send()`` every 100 small messages or every large one
+  (a loop turn).
   pika: what its ``Channel.basic_publish`` does -- a ``spec.Basic.Publish`` and
   ``frame.Method`` / ``frame.Header`` / ``frame.Body`` ``marshal()``.  pamqp:
   ``pamqp.frame.marshal`` of a ``commands.Basic.Publish``, ``ContentHeader`` and ``ContentBody``.
@@ -81,7 +82,12 @@ PROPS = {
 }
 SMALL_BODY = bytes(range(64))
 LARGE_BODY = bytes(1024 * 1024)
-TURN = 100  # publishes per simulated loop turn (one data_to_send / one buffer drain)
+
+
+def turn_for(body: bytes) -> int:
+    """Messages per simulated loop turn (one ``data_to_send`` / one join of the output):
+    100 small ones, or one large one (a loop writes at least once per large message)."""
+    return 100 if len(body) < 65536 else 1
 
 Workload = Callable[[], float]  # runs N messages, returns seconds
 
@@ -119,14 +125,16 @@ def open_core() -> Connection:
 def ours_publish(count: int, body: bytes) -> Workload:
     properties = spec.BasicProperties(**PROPS)  # type: ignore[arg-type]
 
+    turn = turn_for(body)
+
     def run() -> float:
         core = open_core()
         publish = core.basic_publish
         drain = core.data_to_send
 
         def work() -> None:
-            for start in range(0, count, TURN):
-                for _ in range(min(TURN, count - start)):
+            for start in range(0, count, turn):
+                for _ in range(min(turn, count - start)):
                     publish(1, EXCHANGE, ROUTING_KEY, body, properties)
                 drain()
 
@@ -184,12 +192,14 @@ def ours_deliver(stream: bytes, count: int) -> Workload:
 def ours_deliver_encode(count: int, body: bytes) -> Workload:
     properties = spec.BasicProperties(**PROPS)  # type: ignore[arg-type]
 
+    turn = turn_for(body)
+
     def run() -> float:
         out: list[Any] = []
 
         def work() -> None:
-            for start in range(0, count, TURN):
-                for tag in range(start, min(start + TURN, count)):
+            for start in range(0, count, turn):
+                for tag in range(start, min(start + turn, count)):
                     method = spec.Basic.Deliver(CONSUMER_TAG, tag + 1, False, EXCHANGE,
                                                 ROUTING_KEY)
                     out.append(encode_method_frame(1, method))
@@ -247,12 +257,14 @@ def pika_encode(count: int, body: bytes, deliver: bool) -> Workload:
     properties = pika.spec.BasicProperties(**PROPS)
     chunk = FRAME_MAX - 8
 
+    turn = turn_for(body)
+
     def run() -> float:
         out: list[bytes] = []
 
         def work() -> None:
-            for start in range(0, count, TURN):
-                for tag in range(start, min(start + TURN, count)):
+            for start in range(0, count, turn):
+                for tag in range(start, min(start + turn, count)):
                     if deliver:
                         method = pika.spec.Basic.Deliver(CONSUMER_TAG, tag + 1, False, EXCHANGE,
                                                          ROUTING_KEY)
@@ -327,12 +339,14 @@ def pamqp_encode(count: int, body: bytes, deliver: bool) -> Workload:
     marshal = pamqp_frame.marshal
     chunk = FRAME_MAX - 8
 
+    turn = turn_for(body)
+
     def run() -> float:
         out: list[bytes] = []
 
         def work() -> None:
-            for start in range(0, count, TURN):
-                for tag in range(start, min(start + TURN, count)):
+            for start in range(0, count, turn):
+                for tag in range(start, min(start + turn, count)):
                     method: Any
                     if deliver:
                         method = pamqp_commands.Basic.Deliver(CONSUMER_TAG, tag + 1, False,

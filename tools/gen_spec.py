@@ -538,7 +538,7 @@ def emit_properties(cls: ClassDef, st: Structs) -> list[str]:
             lines.append("        if isinstance(delivery_mode, DeliveryMode):")
             lines.append("            delivery_mode = delivery_mode.value")
         lines.append(f"        self.{p.name} = {p.name}")
-    # encode
+    # encode: test each property, append the present ones after a placeholder flag word
     lines += [
         "",
         "    def encode(self) -> list[bytes]:",
@@ -548,30 +548,16 @@ def emit_properties(cls: ClassDef, st: Structs) -> list[str]:
         '            parts: list[bytes] = [b""]',
     ]
     for p in props:
-        var = {"shortstr": "s", "longstr": "ls", "table": "t"}.get(p.kind, "i")
-        body = [f"flags |= 0x{flag[p.name]:04X}"]
-        if p.kind in FIXED:
-            body.append(f"parts.append({st.pack(FIXED[p.kind])}({var}))")
-        elif p.kind == "shortstr":
-            body.append(
-                f'raw = {var}.encode("utf-8", "surrogateescape") '
-                f"if {var}.__class__ is str else _shortstr({var})"
-            )
-            body.append("parts.append(_OCTET[len(raw)])")
-            body.append("parts.append(raw)")
-        elif p.kind == "longstr":
-            body.append(
-                f'raw = {var}.encode("utf-8") if {var}.__class__ is str else _longstr({var})'
-            )
-            body.append(f"parts.append({st.pack('I')}(len(raw)))")
-            body.append("parts.append(raw)")
-        elif p.kind == "table":
-            body.append(f"parts.append(encode_table({var}))")
-        else:
+        var = {"shortstr": "s", "table": "t"}.get(p.kind, "i")
+        if p.kind not in PROP_ENCODE:
             raise SpecError(f"property kind {p.kind} not supported")
         lines.append(f"            {var} = self.{p.name}")
         lines.append(f"            if {var} is not None:")
-        lines += [f"                {b}" for b in body]
+        lines.append(f"                flags |= 0x{flag[p.name]:04X}")
+        for line in PROP_ENCODE[p.kind]:
+            lines.append(
+                "                " + line.format(v=var, pack=st.pack(FIXED.get(p.kind, "B")))
+            )
     lines += [
         f"            parts[0] = {st.pack('H')}(flags)",
         "            return parts",
@@ -579,7 +565,7 @@ def emit_properties(cls: ClassDef, st: Structs) -> list[str]:
         "            _explain(self)",
         "            raise",
     ]
-    # decode
+    # decode: flag word(s), then each present property; absent ones become None
     lines += [
         "",
         "    def decode(self, encoded: Buffer, offset: int = 0) -> Self:",
@@ -594,30 +580,13 @@ def emit_properties(cls: ClassDef, st: Structs) -> list[str]:
         "                offset += 2",
     ]
     for p in props:
+        fmt = FIXED.get(p.kind, "B")
+        size = struct.calcsize(">" + fmt)
         lines.append(f"            if flags & 0x{flag[p.name]:04X}:")
-        if p.kind == "octet":
-            lines.append(f"                self.{p.name} = encoded[offset]")
-            lines.append("                offset += 1")
-        elif p.kind in FIXED:
-            fmt = FIXED[p.kind]
-            lines.append(f"                (self.{p.name},) = {st.unpack(fmt)}(encoded, offset)")
-            lines.append(f"                offset += {struct.calcsize('>' + fmt)}")
-        elif p.kind == "shortstr":
-            lines.append("                end = offset + 1 + encoded[offset]")
-            lines.append(
-                f"                self.{p.name} = "
-                'text(encoded[offset + 1:end], "utf-8", "surrogateescape")'
-            )
-            lines.append("                offset = end")
-        elif p.kind == "longstr":
-            lines.append(f"                (n,) = {st.unpack('I')}(encoded, offset)")
-            lines.append("                end = offset + 4 + n")
-            lines.append(f"                self.{p.name} = bytes(encoded[offset + 4:end])")
-            lines.append("                offset = end")
-        elif p.kind == "table":
-            lines.append(f"                self.{p.name}, offset = decode_table(encoded, offset)")
-        lines.append("            else:")
-        lines.append(f"                self.{p.name} = None")
+        for line in PROP_DECODE[p.kind]:
+            unpack = st.unpack(fmt) if "{unpack}" in line else ""
+            lines.append("                " + line.format(f=p.name, unpack=unpack, size=size))
+        lines += ["            else:", f"                self.{p.name} = None"]
     lines += [
         "            if offset > len(encoded):",
         "                raise _truncated(self)",
@@ -626,6 +595,36 @@ def emit_properties(cls: ClassDef, st: Structs) -> list[str]:
         "        return self",
     ]
     return lines
+
+
+#: Statements encoding one present property held in ``{v}``.
+PROP_ENCODE = {
+    "octet": ["parts.append({pack}({v}))"],
+    "short": ["parts.append({pack}({v}))"],
+    "long": ["parts.append({pack}({v}))"],
+    "longlong": ["parts.append({pack}({v}))"],
+    "timestamp": ["parts.append({pack}({v}))"],
+    "shortstr": [
+        'raw = {v}.encode("utf-8", "surrogateescape") if {v}.__class__ is str else _shortstr({v})',
+        "parts.append(_OCTET[len(raw)])",
+        "parts.append(raw)",
+    ],
+    "table": ["parts.append(encode_table({v}))"],
+}
+#: Statements decoding one present property into ``self.{f}``.
+PROP_DECODE = {
+    "octet": ["self.{f} = encoded[offset]", "offset += 1"],
+    "short": ["(self.{f},) = {unpack}(encoded, offset)", "offset += {size}"],
+    "long": ["(self.{f},) = {unpack}(encoded, offset)", "offset += {size}"],
+    "longlong": ["(self.{f},) = {unpack}(encoded, offset)", "offset += {size}"],
+    "timestamp": ["(self.{f},) = {unpack}(encoded, offset)", "offset += {size}"],
+    "shortstr": [
+        "end = offset + 1 + encoded[offset]",
+        'self.{f} = text(encoded[offset + 1:end], "utf-8", "surrogateescape")',
+        "offset = end",
+    ],
+    "table": ["self.{f}, offset = decode_table(encoded, offset)"],
+}
 
 
 PRELUDE = '''\
@@ -655,117 +654,25 @@ Bit arguments are encoded by their truth value, as in pika.
 from __future__ import annotations
 
 import struct
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any, ClassVar, Self
 
 from . import amqp_object
 from ._codec import decode_table, encode_table
-from .amqp_object import Buffer
+from .amqp_object import (
+    _ENCODE_ERRORS,
+    _MALFORMED,
+    _OCTET,
+    _TEXT,
+    Buffer,
+    _explain,
+    _longstr,
+    _malformed,
+    _shortstr,
+    _truncated,
+)
 from .delivery_mode import DeliveryMode
-from .exceptions import InvalidFieldTypeException, InvalidFrameError, ShortStringTooLong
 from .exchange_type import ExchangeType
-
-'''
-
-HELPERS = '''
-
-# ------------------------------------------------------------------ helpers
-
-#: One-octet byte strings, indexed by value (string lengths and bit octets).
-_OCTET: tuple[bytes, ...] = tuple(bytes((n,)) for n in range(256))
-
-#: Fastest text decoder per buffer type (``str()`` serves memoryview and the rest).
-_TEXT: dict[type, Callable[..., str]] = {bytes: bytes.decode, bytearray: bytearray.decode}
-
-#: What a failed encode raises before ``_explain`` names the culprit.
-_ENCODE_ERRORS = (struct.error, TypeError, AttributeError, IndexError, ValueError, OverflowError)
-
-#: What truncated or malformed input raises inside a decode (turned into InvalidFrameError).
-_MALFORMED = (struct.error, IndexError, ValueError, InvalidFieldTypeException)
-
-#: Largest value of each integer wire type (all are unsigned).
-_INT_MAX = {
-    "octet": 0xFF,
-    "short": 0xFFFF,
-    "long": 0xFFFFFFFF,
-    "longlong": 0xFFFFFFFFFFFFFFFF,
-    "timestamp": 0xFFFFFFFFFFFFFFFF,
-}
-
-
-def _shortstr(value: object) -> bytes:
-    """Slow path of short-string encoding: str subclasses and bytes."""
-    if isinstance(value, str):
-        return value.encode("utf-8", "surrogateescape")
-    if isinstance(value, bytes | bytearray):
-        return bytes(value)
-    raise TypeError("not a string")  # _explain names the field
-
-
-def _longstr(value: object) -> bytes:
-    """Slow path of long-string encoding: bytes, bytearray and str subclasses."""
-    if isinstance(value, bytes):
-        return value
-    if isinstance(value, bytearray):
-        return bytes(value)
-    if isinstance(value, str):
-        return value.encode("utf-8")
-    raise TypeError("not a string")  # _explain names the field
-
-
-def _type_error(label: str, expected: str, value: object) -> TypeError:
-    return TypeError(f"{label} must be {expected}, not {type(value).__name__}")
-
-
-def _explain(obj: amqp_object.AMQPObject) -> None:
-    """Raise the error that names the first field that cannot be encoded.
-
-    Returns normally when every field looks valid (the caller re-raises).
-
-    :raises TypeError: a field of the wrong type
-    :raises ValueError: an integer out of range, or a string that is not encodable
-    :raises ShortStringTooLong: a short string over 255 bytes
-    """
-    optional = isinstance(obj, amqp_object.Properties)
-    for name, kind in zip(obj._FIELDS, obj._KINDS, strict=True):
-        value = getattr(obj, name, None)
-        if value is None and (optional or kind == "table"):
-            continue
-        label = f"{obj.NAME}.{name}"
-        if kind in _INT_MAX:
-            if not isinstance(value, int):
-                raise _type_error(label, "int", value)
-            if not 0 <= value <= _INT_MAX[kind]:
-                raise ValueError(f"{label} must be in range 0..{_INT_MAX[kind]}, not {value}")
-        elif kind == "shortstr":
-            if not isinstance(value, str | bytes | bytearray):
-                raise _type_error(label, "str", value)
-            try:
-                raw = _shortstr(value)
-            except UnicodeEncodeError as exc:
-                raise ValueError(f"{label} cannot be encoded as UTF-8: {exc}") from exc
-            if len(raw) > 255:
-                raise ShortStringTooLong(f"{label}: {value!r}")
-        elif kind == "longstr":
-            if not isinstance(value, str | bytes | bytearray):
-                raise _type_error(label, "str or bytes", value)
-            try:
-                raw = _longstr(value)
-            except UnicodeEncodeError as exc:
-                raise ValueError(f"{label} cannot be encoded as UTF-8: {exc}") from exc
-            if len(raw) > 0xFFFFFFFF:
-                raise ValueError(f"{label} is longer than 4 GiB")
-        elif kind == "table":
-            if not isinstance(value, Mapping):
-                raise _type_error(label, "a mapping or None", value)
-
-
-def _truncated(obj: amqp_object.AMQPObject) -> InvalidFrameError:
-    return InvalidFrameError(f"{obj.NAME}: truncated")
-
-
-def _malformed(obj: amqp_object.AMQPObject, exc: Exception) -> InvalidFrameError:
-    return InvalidFrameError(f"{obj.NAME}: malformed ({type(exc).__name__}: {exc})")
 
 '''
 
@@ -849,7 +756,6 @@ def generate(spec_path: Path = SPEC_JSON) -> str:
     out.append("]")
     out.append("")
     out += [f"{name} = {value}" for name, value in constants]
-    out.append(HELPERS.rstrip("\n"))
     out.append("")
     out.append("")
     out.append("# ------------------------------------------------------------------ structs")

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
+
 from amqp_core import spec
 from amqp_core.credentials import PlainCredentials
 from amqp_core.protocol import NEED_DATA, Connection

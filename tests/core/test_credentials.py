@@ -7,6 +7,7 @@ import logging
 from dataclasses import dataclass
 
 import pytest
+
 from amqp_core import credentials
 from amqp_core.credentials import ExternalCredentials, PlainCredentials
 

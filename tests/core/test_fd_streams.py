@@ -211,6 +211,7 @@ def test_peer_reset_is_connection_lost_with_the_error(loop: SelectEventLoop) -> 
     transport = results[0]
     assert isinstance(transport, fd_streams.FdStreamTransport)
     transport.write(b"x")
+    run(loop, lambda: not server.thread.is_alive())
     server.join()
     run(loop, lambda: "lost" in proto.names())
     # keep writing into the dead socket: never re-entrant, lost only once

@@ -15,6 +15,9 @@ from urllib.parse import quote
 
 import pytest
 import trustme
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from amqp_core.credentials import ExternalCredentials, PlainCredentials
 from amqp_core.parameters import (
     ConnectionParameters,
@@ -23,8 +26,6 @@ from amqp_core.parameters import (
     URLParameters,
 )
 from amqp_core.tcp_socket_opts import apply_tcp_options, set_nodelay, validate_tcp_options
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
 SECRET = "s3cr3t-Pa55"
 

@@ -17,12 +17,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
 from amqp_core import amqp_object, spec
 from amqp_core.delivery_mode import DeliveryMode
 from amqp_core.exceptions import InvalidFrameError, ShortStringTooLong
 from amqp_core.exchange_type import ExchangeType
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
 
 ROOT = Path(__file__).resolve().parents[2]
 GENERATOR = ROOT / "tools" / "gen_spec.py"

@@ -128,8 +128,10 @@ class Harness:
             self._run(predicate, timeout)
             value = predicate()
             if not value:
-                what = condition if isinstance(condition, str) else getattr(
-                    condition, "__name__", repr(condition)
+                what = (
+                    condition
+                    if isinstance(condition, str)
+                    else getattr(condition, "__name__", repr(condition))
                 )
                 raise LoopTimeout(
                     f"waited {timeout:g} s for {what!r} (count={count}); recorded so far: "
@@ -167,8 +169,13 @@ class Harness:
         end = time.monotonic() + seconds
         self._run(lambda: time.monotonic() >= end, seconds + 5.0)
 
-    def call(self, method: Callable[..., Any], *args: Any, timeout: float = DEFAULT_TIMEOUT,
-             **kwargs: Any) -> Any:
+    def call(
+        self,
+        method: Callable[..., Any],
+        *args: Any,
+        timeout: float = DEFAULT_TIMEOUT,
+        **kwargs: Any,
+    ) -> Any:
         """Call a channel method with a recording ``callback=`` and wait for its reply.
 
         :returns: the callback's single argument (a ``frame.Method`` for most methods)
@@ -181,8 +188,11 @@ class Harness:
     # ------------------------------------------------------------ connections
 
     def connect(
-        self, params: Parameters, name: str | None = None,
-        timeout: float = DEFAULT_TIMEOUT, expect_open: bool = True,
+        self,
+        params: Parameters,
+        name: str | None = None,
+        timeout: float = DEFAULT_TIMEOUT,
+        expect_open: bool = True,
     ) -> SelectConnection:
         """Open a ``SelectConnection`` on this loop and wait until it opened (or failed).
 
@@ -208,6 +218,24 @@ class Harness:
             raise AssertionError(f"connection failed to open: {self.calls[f'{name}.open_error']}")
         return conn
 
+    def create_connection(self, configs: list[Parameters], name: str, **kwargs: Any) -> Any:
+        """``SelectConnection.create_connection`` on this loop; ``on_done`` records under ``name``.
+
+        A connection it produces is closed by :meth:`close`, even when the test failed.
+
+        :returns: the workflow
+        """
+        record = self.cb(name)
+
+        def on_done(result: Any) -> None:
+            if isinstance(result, SelectConnection):
+                self._connections.append(result)
+            record(result)
+
+        return SelectConnection.create_connection(
+            configs, on_done, custom_ioloop=self.ioloop, **kwargs
+        )
+
     def channel(self, conn: SelectConnection, channel_number: int | None = None) -> Channel:
         """Open a channel on ``conn`` and wait for it."""
         name = self.fresh("channel")
@@ -231,12 +259,30 @@ class Harness:
                 if not conn.is_closed:
                     try:
                         self.close_connection(conn)
-                    except Exception:  # noqa: BLE001 - best-effort cleanup
+                    except Exception:
                         pass
             # let closed transports run their final connection_lost callbacks
             self.run_for(0.05)
         finally:
             self.ioloop.close()
+
+
+def wait_message_count(
+    h: Harness, channel: Channel, queue: str, expected: int, timeout: float = 5.0
+) -> None:
+    """Poll a passive declare until ``queue`` holds ``expected`` ready messages.
+
+    RabbitMQ enqueues published messages asynchronously, so a declare right after a publish
+    may not count it yet.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        count = h.call(channel.queue_declare, queue, passive=True).method.message_count
+        if count == expected:
+            return
+        if time.monotonic() >= deadline:
+            raise LoopTimeout(f"{queue} holds {count} messages, not {expected}, after {timeout} s")
+        h.run_for(0.02)
 
 
 class SharedConnection:

@@ -48,9 +48,10 @@ def test_core_round_trip_over_plain_socket(broker) -> None:  # type: ignore[no-u
         core.initiate()
         opened = _pump(sock, core, ev.ConnectionOpened, deadline)
         assert isinstance(opened, ev.ConnectionOpened)
-        assert opened.server_properties["product"] == b"RabbitMQ" or opened.server_properties[
-            "product"
-        ] == "RabbitMQ"
+        assert (
+            opened.server_properties["product"] == b"RabbitMQ"
+            or opened.server_properties["product"] == "RabbitMQ"
+        )
         assert core.frame_max == 131072
 
         channel = core.open_channel()

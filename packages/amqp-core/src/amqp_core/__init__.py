@@ -19,6 +19,7 @@ from .connection import (
 )
 from .credentials import ExternalCredentials, PlainCredentials
 from .delivery_mode import DeliveryMode
+from .hookspecs import hookimpl
 from .spec import BasicProperties
 
 __all__ = [
@@ -34,6 +35,7 @@ __all__ = [
     "URLParameters",
     "__version__",
     "exceptions",
+    "hookimpl",
     "spec",
 ]
 

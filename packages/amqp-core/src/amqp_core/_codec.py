@@ -23,16 +23,17 @@ A     array                       list (tuples encode as arrays too)
 T     timestamp, u64 seconds      datetime (naive, UTC; aware ones are converted)
 F     nested table                dict
 V     void                        None
-x     byte array                  bytearray
+x     byte array                  bytes (bytes and bytearray are encoded as x)
 ====  =========================  ==========================================
 
 Short strings decode with ``surrogateescape`` so that any bytes a peer sends
 (routing keys from other clients may not be UTF-8) survive a round trip.
 
 Every decoder takes ``(data, offset)`` and returns ``(value, new_offset)``;
-malformed or truncated input raises :class:`InvalidFrameError` and nothing
-else.  Nesting is bounded (:data:`MAX_TABLE_DEPTH`) so a hostile peer cannot
-exhaust the stack.
+malformed or truncated input raises :class:`InvalidFrameError`, an unknown
+type tag :class:`InvalidFieldTypeException` (pika's name), and nothing else:
+both are :class:`~amqp_core.exceptions.ProtocolSyntaxError`.  Nesting is
+bounded (:data:`MAX_TABLE_DEPTH`) so a hostile peer cannot exhaust the stack.
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ from __future__ import annotations
 import calendar
 import struct
 from collections.abc import Mapping
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -193,15 +194,19 @@ def _encode_value(pieces: list[bytes], value: Any, depth: int, path: str) -> Non
                 f"{path!r}: integer {value} does not fit in a signed 64-bit field"
             )
     elif isinstance(value, str):
-        raw = value.encode("utf-8")
+        try:
+            raw = value.encode("utf-8")
+        except UnicodeEncodeError:
+            # fix: a lone surrogate used to escape as a bare UnicodeEncodeError naming no key
+            raise UnsupportedAMQPFieldException(
+                f"{path!r}: string is not encodable as UTF-8: {value!r}"
+            ) from None
         append(b"S" + _U32.pack(len(raw)))
         append(raw)
-    elif isinstance(value, bytearray):
+    elif isinstance(value, bytes | bytearray):
+        # byte strings travel as byte arrays, as pika sends them
         append(b"x" + _U32.pack(len(value)))
         append(bytes(value))
-    elif isinstance(value, bytes):
-        append(b"S" + _U32.pack(len(value)))
-        append(value)
     elif isinstance(value, float):
         append(b"d" + _F64.pack(value))
     elif isinstance(value, Decimal):
@@ -265,7 +270,8 @@ def decode_table(data: Buffer, offset: int) -> tuple[dict[str, Any], int]:
     """Decode a field table (with its length prefix) at ``offset``.
 
     :returns: the table and the offset after it
-    :raises InvalidFrameError: truncated input or an unknown type tag
+    :raises InvalidFrameError: truncated input or nesting deeper than :data:`MAX_TABLE_DEPTH`
+    :raises InvalidFieldTypeException: an unknown type tag
     """
     return _decode_table(data, offset, 0)
 
@@ -342,8 +348,7 @@ def _dec_longstr(data: Buffer, offset: int, end: int, depth: int) -> tuple[Any, 
 
 
 def _dec_bytearray(data: Buffer, offset: int, end: int, depth: int) -> tuple[Any, int]:
-    raw, offset = decode_long_string(data, offset)
-    return bytearray(raw), offset
+    return decode_long_string(data, offset)
 
 
 def _dec_timestamp(data: Buffer, offset: int, end: int, depth: int) -> tuple[Any, int]:
@@ -351,7 +356,7 @@ def _dec_timestamp(data: Buffer, offset: int, end: int, depth: int) -> tuple[Any
         raise InvalidFrameError("truncated timestamp")
     (seconds,) = _U64.unpack_from(data, offset)
     try:
-        moment = datetime.fromtimestamp(seconds, tz=timezone.utc).replace(tzinfo=None)
+        moment = datetime.fromtimestamp(seconds, tz=UTC).replace(tzinfo=None)
     except (OverflowError, OSError, ValueError):
         raise InvalidFrameError(f"timestamp {seconds} out of range") from None
     return moment, offset + 8

@@ -120,6 +120,7 @@ class Connection:
         self._attempt_done: AttemptDone | None = None
         self._attempt_timers: list[TimerHandle] = []
         self._attempt_stream_handle: TimerHandle | None = None
+        self._attempt_address: tuple[Any, ...] | None = None
         self._opened = False
         self._closed = False
         self._closing_requested = False
@@ -376,6 +377,7 @@ class Connection:
         self._core = self._new_core()
         self._driver = StreamDriver(self._core, self._loop, self, params.host, params.port)
         self._attempt_done = on_done
+        self._attempt_address = sockaddr
         ssl_context: ssl.SSLContext | None = None
         server_hostname: str | None = None
         if params.ssl_options is not None:
@@ -405,7 +407,8 @@ class Connection:
                 else workflow.AMQPConnectorSocketConnectError
             )
             self._end_attempt(
-                phase(result, host=self.params.host, port=self.params.port)
+                phase(result, host=self.params.host, port=self.params.port,
+                      address=self._attempt_address)
             )
             return
         # the socket connect timeout no longer applies; the stack timeout does
@@ -424,24 +427,42 @@ class Connection:
                 workflow.AMQPConnectorSocketConnectError(
                     TimeoutError(
                         f"TCP connection attempt timed out after {self.params.socket_timeout} s"
+                        f" ({self.params.host!r}/{self._attempt_address})"
                     ),
                     host=self.params.host, port=self.params.port,
+                    address=self._attempt_address,
                 )
             )
 
     def _on_stack_timeout(self) -> None:
         if self._attempt_done is None:
             return
+        # As pika does, the timeout is wrapped in the error of the phase it interrupted:
+        # still connecting (TCP, or TCP+TLS: one step here) or already in the AMQP handshake.
+        phase: type[workflow.AMQPConnectorPhaseErrorBase]
         if self._attempt_stream_handle is not None:
             self._attempt_stream_handle.cancel()
             self._attempt_stream_handle = None
-        error = workflow.AMQPConnectorStackTimeout(
+            phase = (
+                workflow.AMQPConnectorTransportSetupError
+                if self.params.ssl_options is not None
+                else workflow.AMQPConnectorSocketConnectError
+            )
+        else:
+            phase = workflow.AMQPConnectorAMQPHandshakeError
+        timeout = workflow.AMQPConnectorStackTimeout(
             f"Timeout while setting up the connection stack ({self.params.stack_timeout} s) "
-            f"to {self.params.host}:{self.params.port}"
+            f"to {self.params.host!r}/{self._attempt_address}"
         )
-        if self._driver is not None and self._driver.transport is not None:
-            self._driver.transport.abort()
-        self._end_attempt(error)
+        # Fix: abandon (not just abort) the stream, so that its connection_lost, which
+        # arrives a loop turn later, is not reported as the failure of the NEXT attempt
+        # (it used to end a retry at once, with a bogus "EOF before Connection.Start").
+        if self._driver is not None:
+            self._driver.abandon()
+        self._end_attempt(
+            phase(timeout, host=self.params.host, port=self.params.port,
+                  address=self._attempt_address)
+        )
 
     def _end_attempt(self, error: Exception | None) -> None:
         for timer in self._attempt_timers:
@@ -463,8 +484,8 @@ class Connection:
         if self._attempt_stream_handle is not None:
             self._attempt_stream_handle.cancel()
             self._attempt_stream_handle = None
-        if self._driver is not None and self._driver.transport is not None:
-            self._driver.transport.abort()
+        if self._driver is not None:
+            self._driver.abandon()  # see _on_stack_timeout
         self._driver = None
         self._core = None
 
@@ -553,7 +574,8 @@ class Connection:
         if self._attempt_done is not None:
             self._end_attempt(
                 workflow.AMQPConnectorAMQPHandshakeError(
-                    error, host=self.params.host, port=self.params.port
+                    error, host=self.params.host, port=self.params.port,
+                    address=self._attempt_address,
                 )
             )
             return

@@ -167,7 +167,9 @@ def decode_frame(data_in: bytes) -> tuple[int, Frame | ProtocolHeader | None]:
             method_class = spec.methods.get((class_id << 16) | method_id)
             if method_class is None:
                 raise InvalidFrameError(f"Unknown method {class_id}/{method_id}")
-            return consumed, Method(channel, method_class().decode(payload, 4))
+            # fix: ``method_class()`` raised TypeError for methods whose constructor has
+            # required arguments (Connection.UpdateSecret); decode fills every field anyway
+            return consumed, Method(channel, object.__new__(method_class).decode(payload, 4))
         if frame_type == spec.FRAME_HEADER:
             (body_size,) = struct.unpack_from(">Q", payload, 4)
             props = spec.BasicProperties().decode(payload, 12)

@@ -25,14 +25,24 @@ Bit arguments are encoded by their truth value, as in pika.
 from __future__ import annotations
 
 import struct
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any, ClassVar, Self
 
 from . import amqp_object
 from ._codec import decode_table, encode_table
-from .amqp_object import Buffer
+from .amqp_object import (
+    _ENCODE_ERRORS,
+    _MALFORMED,
+    _OCTET,
+    _TEXT,
+    Buffer,
+    _explain,
+    _longstr,
+    _malformed,
+    _shortstr,
+    _truncated,
+)
 from .delivery_mode import DeliveryMode
-from .exceptions import InvalidFieldTypeException, InvalidFrameError, ShortStringTooLong
 from .exchange_type import ExchangeType
 
 __all__ = [
@@ -116,105 +126,6 @@ FRAME_HEADER_SIZE = 7
 FRAME_END_SIZE = 1
 TRANSIENT_DELIVERY_MODE = 1
 PERSISTENT_DELIVERY_MODE = 2
-
-
-# ------------------------------------------------------------------ helpers
-
-#: One-octet byte strings, indexed by value (string lengths and bit octets).
-_OCTET: tuple[bytes, ...] = tuple(bytes((n,)) for n in range(256))
-
-#: Fastest text decoder per buffer type (``str()`` serves memoryview and the rest).
-_TEXT: dict[type, Callable[..., str]] = {bytes: bytes.decode, bytearray: bytearray.decode}
-
-#: What a failed encode raises before ``_explain`` names the culprit.
-_ENCODE_ERRORS = (struct.error, TypeError, AttributeError, IndexError, ValueError, OverflowError)
-
-#: What truncated or malformed input raises inside a decode (turned into InvalidFrameError).
-_MALFORMED = (struct.error, IndexError, ValueError, InvalidFieldTypeException)
-
-#: Largest value of each integer wire type (all are unsigned).
-_INT_MAX = {
-    "octet": 0xFF,
-    "short": 0xFFFF,
-    "long": 0xFFFFFFFF,
-    "longlong": 0xFFFFFFFFFFFFFFFF,
-    "timestamp": 0xFFFFFFFFFFFFFFFF,
-}
-
-
-def _shortstr(value: object) -> bytes:
-    """Slow path of short-string encoding: str subclasses and bytes."""
-    if isinstance(value, str):
-        return value.encode("utf-8", "surrogateescape")
-    if isinstance(value, bytes | bytearray):
-        return bytes(value)
-    raise TypeError("not a string")  # _explain names the field
-
-
-def _longstr(value: object) -> bytes:
-    """Slow path of long-string encoding: bytes, bytearray and str subclasses."""
-    if isinstance(value, bytes):
-        return value
-    if isinstance(value, bytearray):
-        return bytes(value)
-    if isinstance(value, str):
-        return value.encode("utf-8")
-    raise TypeError("not a string")  # _explain names the field
-
-
-def _type_error(label: str, expected: str, value: object) -> TypeError:
-    return TypeError(f"{label} must be {expected}, not {type(value).__name__}")
-
-
-def _explain(obj: amqp_object.AMQPObject) -> None:
-    """Raise the error that names the first field that cannot be encoded.
-
-    Returns normally when every field looks valid (the caller re-raises).
-
-    :raises TypeError: a field of the wrong type
-    :raises ValueError: an integer out of range, or a string that is not encodable
-    :raises ShortStringTooLong: a short string over 255 bytes
-    """
-    optional = isinstance(obj, amqp_object.Properties)
-    for name, kind in zip(obj._FIELDS, obj._KINDS, strict=True):
-        value = getattr(obj, name, None)
-        if value is None and (optional or kind == "table"):
-            continue
-        label = f"{obj.NAME}.{name}"
-        if kind in _INT_MAX:
-            if not isinstance(value, int):
-                raise _type_error(label, "int", value)
-            if not 0 <= value <= _INT_MAX[kind]:
-                raise ValueError(f"{label} must be in range 0..{_INT_MAX[kind]}, not {value}")
-        elif kind == "shortstr":
-            if not isinstance(value, str | bytes | bytearray):
-                raise _type_error(label, "str", value)
-            try:
-                raw = _shortstr(value)
-            except UnicodeEncodeError as exc:
-                raise ValueError(f"{label} cannot be encoded as UTF-8: {exc}") from exc
-            if len(raw) > 255:
-                raise ShortStringTooLong(f"{label}: {value!r}")
-        elif kind == "longstr":
-            if not isinstance(value, str | bytes | bytearray):
-                raise _type_error(label, "str or bytes", value)
-            try:
-                raw = _longstr(value)
-            except UnicodeEncodeError as exc:
-                raise ValueError(f"{label} cannot be encoded as UTF-8: {exc}") from exc
-            if len(raw) > 0xFFFFFFFF:
-                raise ValueError(f"{label} is longer than 4 GiB")
-        elif kind == "table":
-            if not isinstance(value, Mapping):
-                raise _type_error(label, "a mapping or None", value)
-
-
-def _truncated(obj: amqp_object.AMQPObject) -> InvalidFrameError:
-    return InvalidFrameError(f"{obj.NAME}: truncated")
-
-
-def _malformed(obj: amqp_object.AMQPObject, exc: Exception) -> InvalidFrameError:
-    return InvalidFrameError(f"{obj.NAME}: malformed ({type(exc).__name__}: {exc})")
 
 
 # ------------------------------------------------------------------ structs

@@ -146,7 +146,9 @@ def _user_facing_error(error: BaseException, params: Parameters) -> BaseExceptio
         return exceptions.ConnectionOpenAborted("connection workflow aborted")
     if isinstance(error, workflow_module.AMQPConnectionWorkflowFailed) and error.exceptions:
         last = error.exceptions[-1]
-        if isinstance(last, workflow_module.AMQPConnectorAMQPHandshakeError):
+        if isinstance(last, workflow_module.AMQPConnectorAMQPHandshakeError) and isinstance(
+            last.exception, exceptions.AMQPConnectionError
+        ):
             return last.exception
         return exceptions.AMQPConnectionError(error, host=params.host, port=params.port)
     return error

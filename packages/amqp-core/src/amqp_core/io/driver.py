@@ -24,7 +24,12 @@ from __future__ import annotations
 import logging
 from typing import Any, Protocol
 
-from ..exceptions import AMQPConnectionError, RemoteProtocolError, StreamLostError
+from ..exceptions import (
+    AMQPConnectionError,
+    AMQPHeartbeatTimeout,
+    RemoteProtocolError,
+    StreamLostError,
+)
 from ..protocol import NEED_DATA
 from ..protocol import Connection as CoreConnection
 from ..protocol.events import ConnectionFailed, Event
@@ -178,8 +183,13 @@ class StreamDriver:
             if error.port is None:
                 error.port = self.port
         if self.transport is not None:
-            self.flush()
-            self.transport.close()
+            if isinstance(error, AMQPHeartbeatTimeout):
+                # Fix: the peer is dead, so a polite close (drain the buffer first) could
+                # wait forever with unsent data, keeping the socket and its fd watch alive.
+                self.transport.abort()
+            else:
+                self.flush()
+                self.transport.close()
         self._call_handler(self.handler._on_stream_terminated, error)
 
     def _call_handler(self, method: Any, argument: Any) -> None:
@@ -216,3 +226,16 @@ class StreamDriver:
     def mark_terminated(self, error: Exception) -> None:
         """Used by the owner when it ends the connection itself (e.g. blocked timeout)."""
         self._terminate(error)
+
+    def abandon(self) -> None:
+        """The owner gave up on this stream (a connection attempt timed out or was aborted).
+
+        Abort the transport and report nothing more to the handler: its later
+        ``connection_lost`` must not be mistaken for the end of a *newer*
+        attempt the same handler may have started meanwhile.
+        """
+        self._terminated = True
+        self._cancel_timer()
+        transport = self.transport
+        if transport is not None:
+            transport.abort()

@@ -23,7 +23,13 @@ from collections import deque
 from typing import Any
 
 from .. import spec
-from ..exceptions import RemoteBodyTooLong, RemoteUnexpectedFrame
+from ..exceptions import (
+    ProtocolSyntaxError,
+    RemoteBodyTooLong,
+    RemoteFrameError,
+    RemoteSyntaxError,
+    RemoteUnexpectedFrame,
+)
 from .states import ChannelState
 
 _EMPTY_BODY = b""
@@ -60,18 +66,29 @@ class ContentAssembler:
 
         :raises RemoteBodyTooLong: announced size over ``max_body_size``
         :raises RemoteUnexpectedFrame: a second header for the same message
+        :raises RemoteFrameError: a header frame too short to hold the body size
+        :raises RemoteSyntaxError: a property list that cannot be decoded
         """
         if self.properties is not None:
             raise RemoteUnexpectedFrame(spec.UNEXPECTED_FRAME, "second content header for a message")
         if len(payload) < 14:
-            raise RemoteBodyTooLong(spec.FRAME_ERROR, "content header frame too short")
+            # fix: was RemoteBodyTooLong, which says the opposite of what went wrong
+            raise RemoteFrameError(spec.FRAME_ERROR, "content header frame too short")
         body_size = int.from_bytes(payload[4:12], "big")
         if body_size > self.max_body_size:
             raise RemoteBodyTooLong(
                 spec.FRAME_ERROR,
                 f"announced body of {body_size} bytes exceeds the limit of {self.max_body_size}",
             )
-        self.properties = spec.BasicProperties().decode(payload, 12)
+        try:
+            properties = spec.BasicProperties().decode(payload, 12)
+        except ProtocolSyntaxError as error:
+            # fix: a malformed property list escaped as InvalidFrameError, which is not a
+            # RemoteProtocolError, so the core neither queued Connection.Close nor closed
+            raise RemoteSyntaxError(
+                spec.SYNTAX_ERROR, f"cannot decode the content header: {error}"
+            ) from None
+        self.properties = properties
         self.body_size = body_size
         self._received = 0
         return body_size == 0

@@ -37,6 +37,7 @@ from typing import Any, Final
 
 from .. import spec
 from .._codec import encode_short_string
+from ..amqp_object import Method
 from ..exceptions import (
     AMQPConnectionError,
     AMQPHeartbeatTimeout,
@@ -80,7 +81,6 @@ from .states import (
     LOCAL_ABORT,
     LOCAL_CLOSE,
     RPC_REPLIES,
-    STREAM_END,
     ChannelState,
     ConnectionState,
     next_channel_state,
@@ -164,6 +164,9 @@ class Connection:
         self._heartbeat: HeartbeatMonitor | None = None
         self._publish_cache: dict[tuple[str, str, bool, bool], bytes] = {}
         self._start: Any = None
+        #: channels closed by the peer while our own Channel.Close was on the wire: the
+        #: peer answers that Close too (RabbitMQ does), so one Close-Ok is still due
+        self._close_ok_due: set[int] = set()
 
         #: negotiated values (valid once open)
         self.channel_max = channel_max
@@ -338,8 +341,12 @@ class Connection:
         one; its reply arrives as :class:`~amqp_core.protocol.events.RpcReply`.
 
         :raises ChannelWrongStateError: channel not open
+        :raises TypeError: ``method`` is not a spec method, or an argument has the wrong type
         """
         record = self._usable_record(channel_number)
+        if not isinstance(method, Method) or method.INDEX is None:
+            # fix: anything else failed with AttributeError inside the encoder
+            raise TypeError(f"method must be a spec method object, not {method!r}")
         frame = encode_method_frame(channel_number, method)
         index = method.INDEX
         if index in RPC_REPLIES and not getattr(method, "nowait", False):
@@ -384,23 +391,14 @@ class Connection:
                 self._publish_cache.clear()
             self._publish_cache[key] = method_tail
         body_size = len(body)
-        out = self._out
-        out.append(
-            _PUBLISH_PREFIX.pack(1, channel_number, len(method_tail) + 5, 60, 40, 0)
-        )
-        out.append(method_tail)
         frame_max = self.frame_max
-        if properties is None and body_size <= frame_max - 8:
-            # the common case: no properties, one body frame
-            out.append(
-                _HEADER_EMPTY.pack(2, channel_number, 14, 60, 0, body_size, 0)
-                + b"\xce"
-                + FRAME_HEADER.pack(3, channel_number, body_size)
-            )
-            out.append(body)
-            out.append(FRAME_END)
-            self._out_size += body_size + len(method_tail) + 43
-        else:
+        # fix: an empty body took the fast path and was sent as one empty body frame; a
+        # zero-size body has no body frames (our own reader refuses such a frame with 505)
+        fast = properties is None and 0 < body_size <= frame_max - 8
+        pieces: list[bytes] = []
+        if not fast:
+            # fix: the properties used to be checked and encoded after the method frame was
+            # queued, so a bad ``properties`` raised with half a message in the outbound buffer
             if properties is None:
                 payload = b"\x00\x00"
             else:
@@ -411,6 +409,22 @@ class Connection:
                     )
                 payload = b"".join(properties.encode())
             pieces = encode_content(channel_number, 60, payload, body, frame_max)
+        out = self._out
+        out.append(
+            _PUBLISH_PREFIX.pack(1, channel_number, len(method_tail) + 5, 60, 40, 0)
+        )
+        out.append(method_tail)
+        if fast:
+            # the common case: no properties, one body frame
+            out.append(
+                _HEADER_EMPTY.pack(2, channel_number, 14, 60, 0, body_size, 0)
+                + b"\xce"
+                + FRAME_HEADER.pack(3, channel_number, body_size)
+            )
+            out.append(body)
+            out.append(FRAME_END)
+            self._out_size += body_size + len(method_tail) + 43
+        else:
             out.extend(pieces)
             self._out_size += sum(len(piece) for piece in pieces) + len(method_tail) + 13
         if record.in_confirm_mode:
@@ -783,6 +797,14 @@ class Connection:
     # ------------------------------------------------------------ channel methods
 
     def _on_channel_method(self, channel_number: int, index: int, method: Any) -> None:
+        if channel_number in self._close_ok_due:
+            # fix: the Close-Ok for our Close after both sides closed at once used to be a
+            # 504 that tore the whole connection down.  A peer that never sends it is fine
+            # too: any other method on the number (the Open-Ok of a reopened channel) ends
+            # the wait, as the peer keeps a channel's frames in order.
+            self._close_ok_due.discard(channel_number)
+            if index == spec.Channel.CloseOk.INDEX:
+                return
         record = self._channels.get(channel_number)
         if record is None:
             raise RemoteChannelError(
@@ -862,6 +884,8 @@ class Connection:
         if index == spec.Channel.Close.INDEX:
             self._queue(encode_method_frame(number, spec.Channel.CloseOk()))
             reply_code, reply_text, by_peer = method.reply_code, method.reply_text, True
+            if isinstance(record.rpc_in_flight, spec.Channel.Close):
+                self._close_ok_due.add(number)
         else:
             (reply_code, reply_text), by_peer = record.close_reason, False
         record.state = new_state
@@ -890,7 +914,9 @@ def _decode_method(index: int, payload: bytes) -> Any:
             spec.COMMAND_INVALID, f"unknown class/method {index >> 16}/{index & 0xFFFF}"
         )
     try:
-        return method_class().decode(payload, 4)
+        # fix: ``method_class()`` raised TypeError (not a protocol error) for methods whose
+        # constructor has required arguments (Connection.UpdateSecret); decode fills every field
+        return object.__new__(method_class).decode(payload, 4)
     except ProtocolSyntaxError as error:
         raise RemoteSyntaxError(
             spec.SYNTAX_ERROR, f"cannot decode {method_class.NAME}: {error}"

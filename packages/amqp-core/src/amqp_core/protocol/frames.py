@@ -4,7 +4,9 @@ Theory of operation: AMQP frames are ``type(1) channel(2) size(4) payload
 frame-end(0xCE)``.  :class:`FrameReader` keeps the unread bytes in one buffer
 and parses frames out of it by offset; the consumed prefix is dropped once per
 ``feed`` rather than once per frame, so a 256 KiB read holding a thousand
-small deliveries costs one trim.  "Need more" is a return value (``None``).
+small deliveries costs one trim.  A frame spanning several reads is joined
+once, when complete, not once per read.  "Need more" is a return value
+(``None``).
 
 The reader enforces the negotiated ``frame_max`` (a frame larger than that is
 a 501 frame error, detected from the 7-byte header, before the payload is
@@ -46,29 +48,67 @@ class FrameReader:
         (the negotiated frame_max; before tuning, what we proposed)
     """
 
-    __slots__ = ("_buffer", "_position", "max_frame_size")
+    __slots__ = ("_buffer", "_pending", "_pending_size", "_position", "_wanted", "max_frame_size")
 
     def __init__(self, max_frame_size: int) -> None:
         self._buffer: bytes = b""
         self._position = 0
+        #: reads held back while one large frame is incomplete (None: not waiting)
+        self._pending: list[bytes] | None = None
+        self._pending_size = 0
+        self._wanted = 0
         self.max_frame_size = max_frame_size
 
     @property
     def buffered(self) -> int:
         """Bytes received but not yet returned as frames."""
+        if self._pending is not None:
+            return self._pending_size
         return len(self._buffer) - self._position
 
     def feed(self, data: bytes) -> None:
-        """Append received bytes."""
+        """Append received bytes.
+
+        A frame that spans many reads is not re-joined on every read: once its
+        header is known, the reads are held in a list and joined once, when the
+        frame is complete (small reads of a 128 KiB frame would otherwise cost
+        quadratic copying).
+        """
+        pending = self._pending
+        if pending is not None:
+            pending.append(data)
+            self._pending_size += len(data)
+            return
+        buffer = self._buffer
         position = self._position
-        if position >= len(self._buffer):
+        remainder = len(buffer) - position
+        if remainder <= 0:
             self._buffer = bytes(data)
+        elif remainder >= 7 and (
+            wanted := FRAME_HEADER.unpack_from(buffer, position)[2] + FRAME_OVERHEAD
+        ) > remainder + len(data) and wanted <= self.max_frame_size:
+            # the frame at the front is still incomplete: hold the reads (an oversized
+            # frame is joined as usual, so next_frame refuses it at once)
+            self._pending = [buffer[position:], bytes(data)]
+            self._pending_size = remainder + len(data)
+            self._wanted = wanted
+            self._buffer = b""
+        elif position:
+            self._buffer = b"".join((memoryview(buffer)[position:], data))
         else:
-            self._buffer = self._buffer[position:] + data
+            self._buffer = buffer + data
         self._position = 0
+
+    def _join_pending(self) -> None:
+        pending = self._pending
+        if pending is not None:
+            self._pending = None
+            self._buffer = b"".join(pending)
+            self._position = 0
 
     def startswith(self, prefix: bytes) -> bool | None:
         """Whether the unread bytes start with ``prefix``; None until enough is buffered."""
+        self._join_pending()
         available = self._buffer[self._position : self._position + len(prefix)]
         if len(available) < len(prefix):
             return None if prefix.startswith(available) else False
@@ -76,6 +116,7 @@ class FrameReader:
 
     def take(self, count: int) -> bytes | None:
         """Take ``count`` raw bytes (the peer's protocol header), or None if not buffered yet."""
+        self._join_pending()
         end = self._position + count
         if end > len(self._buffer):
             return None
@@ -88,9 +129,15 @@ class FrameReader:
 
         :raises RemoteFrameError: oversized frame or a bad frame-end octet
         """
+        if self._pending is not None:
+            if self._pending_size < self._wanted:
+                return None
+            self._join_pending()
         buffer = self._buffer
         position = self._position
-        if len(buffer) - position < FRAME_OVERHEAD:
+        # fix: was ``< FRAME_OVERHEAD`` (8), so an oversized frame whose 7-byte header had
+        # arrived alone was not refused until one more byte came
+        if len(buffer) - position < 7:
             return None
         frame_type, channel, size = FRAME_HEADER.unpack_from(buffer, position)
         if size + FRAME_OVERHEAD > self.max_frame_size:

@@ -132,7 +132,9 @@ def _replies() -> dict[int, frozenset[int]]:
             if isinstance(method, type) and getattr(method, "synchronous", False):
                 ok: Any = getattr(class_, name + "Ok", None)
                 if ok is not None:
-                    table[int(getattr(method, "INDEX"))] = frozenset({int(ok.INDEX)})
+                    # getattr: isinstance() narrowed ``method`` to ``type`` for mypy
+                    index = getattr(method, "INDEX")  # noqa: B009
+                    table[int(index)] = frozenset({int(ok.INDEX)})
     table[spec.Basic.Get.INDEX] = frozenset({spec.Basic.GetOk.INDEX, spec.Basic.GetEmpty.INDEX})
     return table
 

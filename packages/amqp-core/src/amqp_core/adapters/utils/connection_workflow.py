@@ -64,17 +64,26 @@ class AMQPConnectorPhaseErrorBase(AMQPConnectorException):
     """A phase failed; ``exception`` is the cause, ``host``/``port`` say where.
 
     :param exception: the underlying error
+    :param host: the configured host name
+    :param port: the configured port
+    :param address: the resolved socket address this attempt used (one of the
+        addresses DNS returned for ``host``), when known
     """
 
     def __init__(self, exception: BaseException, *args: Any,
-                 host: str | None = None, port: int | None = None) -> None:
+                 host: str | None = None, port: int | None = None,
+                 address: tuple[Any, ...] | None = None) -> None:
         self.exception = exception
         self.host = host
         self.port = port
+        self.address = address
         super().__init__(*args)
 
     def __repr__(self) -> str:
-        return f"{self.__class__.__name__}: {self.exception!r}; host={self.host} port={self.port}"
+        where = f"host={self.host} port={self.port}"
+        if self.address is not None:
+            where += f" address={self.address!r}"
+        return f"{self.__class__.__name__}: {self.exception!r}; {where}"
 
 
 class AMQPConnectorSocketConnectError(AMQPConnectorPhaseErrorBase):
@@ -296,6 +305,7 @@ class AMQPConnectionWorkflow(AbstractAMQPConnectionWorkflow):
             self._finish(result)
             return
         self._errors.append(result)
+        LOGGER.warning("Connection attempt failed: %r", result)
         cause = getattr(result, "exception", None)
         reached_amqp = isinstance(result, AMQPConnectorAMQPHandshakeError)
         if isinstance(cause, _FINAL_ERRORS) or isinstance(

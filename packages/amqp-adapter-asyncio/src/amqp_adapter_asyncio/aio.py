@@ -1,0 +1,654 @@
+"""The async/await API, derived from amqp_core's one callback API by one generic wrapper.
+
+Theory of operation
+-------------------
+:class:`AsyncConnection` and :class:`AsyncChannel` wrap the callback objects
+(:class:`~amqp_adapter_asyncio.connection.AsyncioConnection` and
+:class:`amqp_core.channel.Channel`).  Nothing is re-declared per method:
+
+* The tables :data:`CONNECTION_AWAITABLES` and :data:`CHANNEL_AWAITABLES` name
+  the callback methods that get a reply, and the keyword their completion
+  callback goes in.  :func:`_install` turns each entry into a coroutine method
+  that creates a future, passes a resolver as that keyword, calls the callback
+  method with the caller's other arguments and awaits the future.  The result
+  is what the callback would have received (``frame.Method`` for most:
+  ``(await ch.queue_declare("q")).method.queue``).
+* Every other public attribute is the callback object's (``__getattr__``):
+  ``basic_ack``, ``add_on_close_callback``, ``is_open`` ...
+* Every pending future belongs to its owner; when the channel (or connection)
+  closes, they fail with the close reason.
+* Cancelling a waiting task cancels only its future.  The reply still
+  arrives, in order, and the resolver discards it (a channel opened for a
+  caller who gave up is closed), so the channel's request queue stays
+  consistent and later calls work.
+
+Written by hand, because their semantics differ from "one callback, one reply":
+``basic_publish`` (with confirms on, one future per delivery tag; an ack with
+``multiple`` settles every tag up to it; a Basic.Return, which RabbitMQ sends
+just before the ack of the same message, makes that publish raise
+:class:`~amqp_core.exceptions.UnroutableError`; a nack raises
+:class:`~amqp_core.exceptions.NackError`; no drain is awaited per message,
+only the transport's high-water mark pauses publishers), ``basic_get``
+(``None`` when the queue is empty), ``consume`` (an ``async for`` consumer,
+see :mod:`._consumer`), ``basic_cancel`` (idempotent) and ``close``.
+
+``basic_get``: the callback API, like pika's, does not call back on
+Basic.GetEmpty.  So that "empty" is observable without private hooks, each
+``basic_get`` is followed by ``Channel.Flow(active=True)`` (a no-op RabbitMQ
+answers at once): replies come in request order, so a FlowOk seen before a
+GetOk means the queue was empty.
+
+Returned messages are matched to publishes by exchange, routing key and body
+among the tags the following ack settles (a return carries no delivery tag).
+
+All of it must be used on the loop's thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from types import TracebackType
+from typing import Any, NamedTuple
+
+from amqp_core import spec
+from amqp_core.channel import Channel
+from amqp_core.exceptions import AMQPChannelError, AMQPConnectionError
+from amqp_core.parameters import ConnectionParameters, Parameters, URLParameters
+
+from ._confirms import ConfirmTracker
+from ._consumer import Consumer, Message, _ConsumerState, broker_cancelled
+from .connection import AsyncioConnection
+
+__all__ = [
+    "CHANNEL_AWAITABLES",
+    "CONNECTION_AWAITABLES",
+    "AsyncChannel",
+    "AsyncConnection",
+    "Awaitable",
+    "connect",
+]
+
+LOGGER = logging.getLogger(__name__)
+
+
+class Awaitable(NamedTuple):
+    """How one callback method becomes a coroutine method.
+
+    :param callback_kwarg: the keyword the completion callback goes in
+    :param wrap: ``wrap(owner, result)`` turns the callback's argument into the
+        awaited value (run as the reply arrives)
+    :param discard: ``discard(result)`` when the reply arrives for a caller who gave up
+    """
+
+    callback_kwarg: str
+    wrap: Callable[[Any, Any], Any] | None = None
+    discard: Callable[[Any], None] | None = None
+
+
+def _wrap_channel(owner: Any, channel: Channel) -> AsyncChannel:
+    return AsyncChannel(owner, channel)
+
+
+def _close_unwanted_channel(channel: Any) -> None:
+    if isinstance(channel, AsyncChannel):
+        channel = channel.callback_channel
+    if isinstance(channel, Channel) and channel.is_open:
+        channel.close()
+
+
+#: AsyncConnection's awaitable methods: ``await conn.channel()`` -> :class:`AsyncChannel`.
+CONNECTION_AWAITABLES: Mapping[str, Awaitable] = {
+    "channel": Awaitable("on_open_callback", _wrap_channel, _close_unwanted_channel),
+    "update_secret": Awaitable("callback"),
+}
+
+#: AsyncChannel's generic awaitable methods (each returns the callback's argument).
+CHANNEL_AWAITABLES: Mapping[str, Awaitable] = {
+    name: Awaitable("callback")
+    for name in (
+        "basic_consume", "basic_qos", "basic_recover",
+        "exchange_bind", "exchange_declare", "exchange_delete", "exchange_unbind",
+        "queue_bind", "queue_declare", "queue_delete", "queue_purge", "queue_unbind",
+        "flow", "tx_commit", "tx_rollback", "tx_select",
+    )
+}
+
+
+def _retrieve(future: asyncio.Future[Any]) -> None:
+    # a caller who gave up never looks: mark the outcome seen so asyncio does not log it
+    if not future.cancelled():
+        future.exception()
+
+
+class _Owner:
+    """Shared machinery: futures owned by a channel or connection, failed when it closes."""
+
+    _TARGET = ""
+    _loop: asyncio.AbstractEventLoop
+    _pending: set[asyncio.Future[Any]]
+
+    def _new_future(self) -> asyncio.Future[Any]:
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is not self._loop:
+            raise RuntimeError(
+                f"{type(self).__name__} must be used from a coroutine on its connection's loop"
+            )
+        future = self._loop.create_future()
+        self._pending.add(future)
+        future.add_done_callback(self._pending.discard)
+        return future
+
+    def _fail_pending(self, error: BaseException) -> None:
+        for future in list(self._pending):
+            if not future.done():
+                future.set_exception(error)
+        self._pending.clear()
+
+    async def _call_awaitable(
+        self, name: str, how: Awaitable, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> Any:
+        if how.callback_kwarg in kwargs:
+            raise TypeError(
+                f"{name}() takes no {how.callback_kwarg!r} argument here: awaiting it returns the "
+                f"reply (use .{self._TARGET}.{name}() for the callback API)"
+            )
+        future = self._new_future()
+        wrap, discard = how.wrap, how.discard
+
+        def resolve(*results: Any) -> None:
+            value = results[0] if len(results) == 1 else results
+            if wrap is not None:
+                value = wrap(self, value)
+            if future.done():
+                if discard is not None:
+                    discard(value)
+                return
+            future.set_result(value)
+
+        kwargs[how.callback_kwarg] = resolve
+        try:
+            getattr(getattr(self, self._TARGET), name)(*args, **kwargs)
+        except BaseException:
+            future.cancel()
+            raise
+        return await future
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_") or name == self._TARGET:
+            raise AttributeError(name)
+        return getattr(getattr(self, self._TARGET), name)
+
+
+def _awaitable_method(name: str, how: Awaitable) -> Callable[..., Any]:
+    async def method(self: _Owner, *args: Any, **kwargs: Any) -> Any:
+        return await self._call_awaitable(name, how, args, kwargs)
+
+    return method
+
+
+def _install(cls: type[_Owner], table: Mapping[str, Awaitable], source: type) -> None:
+    """Add one coroutine method per table entry to ``cls`` (the generic wrapper)."""
+    for name, how in table.items():
+        original = getattr(source, name)
+        method = _awaitable_method(name, how)
+        method.__name__ = name
+        method.__qualname__ = f"{cls.__name__}.{name}"
+        method.__doc__ = (
+            f"Awaitable :meth:`{source.__module__}.{source.__name__}.{name}`: same arguments "
+            f"but ``{how.callback_kwarg}``; returns what that callback would receive.\n\n"
+            + inspect.cleandoc(original.__doc__ or "")
+        )
+        signature = inspect.signature(original)
+        method.__signature__ = signature.replace(  # type: ignore[attr-defined]
+            parameters=[p for p in signature.parameters.values() if p.name != how.callback_kwarg]
+        )
+        setattr(cls, name, method)
+
+
+def _as_parameters(target: Any) -> Parameters:
+    if target is None:
+        return ConnectionParameters()
+    if isinstance(target, str):
+        return URLParameters(target)
+    if isinstance(target, Parameters):
+        return target
+    raise TypeError(
+        "url_or_parameters must be an amqp:// URL, a ConnectionParameters/URLParameters, a "
+        f"sequence of them, or None; not {type(target).__name__}"
+    )
+
+
+class AsyncConnection(_Owner):
+    """An open connection with awaitable methods (made by :func:`connect`).
+
+    ``await conn.channel()`` opens an :class:`AsyncChannel`; ``async with conn``
+    closes it on exit; other attributes are the callback connection's.
+
+    :param connection: an open :class:`AsyncioConnection`
+    """
+
+    _TARGET = "callback_connection"
+
+    def __init__(self, connection: AsyncioConnection) -> None:
+        if not isinstance(connection, AsyncioConnection):
+            raise TypeError(
+                f"connection must be an AsyncioConnection, not {type(connection).__name__}"
+            )
+        #: The callback-API connection underneath.
+        self.callback_connection = connection
+        self._loop = connection.ioloop
+        self._pending = set()
+        self._closed: asyncio.Future[BaseException] = self._loop.create_future()
+        connection.add_on_close_callback(self._on_closed)
+
+    def __repr__(self) -> str:
+        return f"<AsyncConnection {self.callback_connection!r}>"
+
+    @property
+    def ioloop(self) -> asyncio.AbstractEventLoop:
+        """The asyncio loop the connection runs on."""
+        return self._loop
+
+    @property
+    def is_closed(self) -> bool:
+        """True once the connection has ended."""
+        return self.callback_connection.is_closed
+
+    def _on_closed(self, _connection: Any, error: BaseException) -> None:
+        self._fail_pending(error)
+        if not self._closed.done():
+            self._closed.set_result(error)
+
+    async def close(self, reply_code: int = 200, reply_text: str = "Normal shutdown") -> None:
+        """Close (if not already closing or closed) and wait until closed."""
+        connection = self.callback_connection
+        if not connection.is_closed and not connection.is_closing:
+            connection.close(reply_code, reply_text)
+        await asyncio.shield(self._closed)
+
+    async def wait_closed(self) -> BaseException:
+        """Wait until the connection has ended.
+
+        :returns: why it ended (``ConnectionClosedByClient`` after :meth:`close`,
+            ``ConnectionClosedByBroker``, ``StreamLostError`` ...)
+        """
+        return await asyncio.shield(self._closed)
+
+    async def __aenter__(self) -> AsyncConnection:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+
+class AsyncChannel(_Owner):
+    """A channel with awaitable methods (made by ``await connection.channel()``).
+
+    Awaitable, generic: the :data:`CHANNEL_AWAITABLES` (``queue_declare``,
+    ``exchange_declare``, ``basic_qos`` ...).  Awaitable, by hand:
+    :meth:`basic_publish`, :meth:`confirm_delivery`, :meth:`basic_get`,
+    :meth:`basic_cancel`, :meth:`close`.  :meth:`consume` gives an ``async for``
+    consumer.  Everything else is the callback channel's (``basic_ack``,
+    ``is_open`` ...).
+
+    :param connection: the :class:`AsyncConnection`
+    :param channel: the open callback channel
+    """
+
+    _TARGET = "callback_channel"
+
+    def __init__(self, connection: AsyncConnection, channel: Channel) -> None:
+        #: The :class:`AsyncConnection`.
+        self.connection = connection
+        #: The callback-API channel underneath.
+        self.callback_channel = channel
+        self._loop = connection.ioloop
+        self._pending = set()
+        self._closed: asyncio.Future[BaseException] = self._loop.create_future()
+        self._consumers: dict[str, _ConsumerState] = {}
+        self._cancelling: dict[str, asyncio.Future[Any]] = {}
+        self._get_in_flight: asyncio.Future[None] | None = None
+        self._confirms: ConfirmTracker | None = None
+        self._user_return_callbacks = False
+        channel.add_on_close_callback(self._on_closed)
+        channel.add_on_return_callback(self._on_returned)
+        channel.add_on_cancel_callback(self._on_broker_cancel)
+
+    def __repr__(self) -> str:
+        return f"<AsyncChannel {self.callback_channel!r}>"
+
+    @property
+    def channel_number(self) -> int:
+        """The channel's number."""
+        return self.callback_channel.channel_number
+
+    @property
+    def publisher_confirms(self) -> bool:
+        """True once :meth:`confirm_delivery` was called."""
+        return self._confirms is not None
+
+    def add_on_return_callback(self, callback: Callable[..., None]) -> None:
+        """``callback(channel, method, properties, body)`` for every returned message."""
+        self.callback_channel.add_on_return_callback(callback)
+        self._user_return_callbacks = True
+
+    # ------------------------------------------------------------ publishing
+
+    async def basic_publish(
+        self, exchange: str, routing_key: str, body: bytes | str,
+        properties: spec.BasicProperties | None = None, mandatory: bool = False,
+    ) -> None:
+        """Publish a message.
+
+        Without confirms it returns once the message is queued for this loop
+        turn's write.  With confirms (:meth:`confirm_delivery`) it returns when
+        the broker confirms.  Either way it first waits while the transport's
+        write buffer is over its high-water mark.
+
+        :raises UnroutableError: confirms on, ``mandatory`` and the broker returned it
+        :raises NackError: confirms on and the broker nacked it
+        :raises ChannelClosed: the channel closed before the confirm
+        """
+        connection = self.connection.callback_connection
+        if connection.writing_paused:
+            await connection.wait_writable()
+        self.callback_channel.basic_publish(exchange, routing_key, body, properties, mandatory)
+        confirms = self._confirms
+        if confirms is not None:
+            await confirms.track(exchange, routing_key, body, properties, mandatory)
+
+    async def confirm_delivery(self) -> Any:
+        """Turn on publisher confirms; returns the ``frame.Method`` of Confirm.SelectOk.
+
+        From now on :meth:`basic_publish` completes when the broker confirms.
+        A second call returns None.
+        """
+        if self._confirms is not None:
+            return None
+        future = self._new_future()
+
+        def on_select_ok(method_frame: Any) -> None:
+            if not future.done():
+                future.set_result(method_frame)
+
+        confirms = ConfirmTracker(self._loop)
+        self.callback_channel.confirm_delivery(confirms.on_ack_nack, callback=on_select_ok)
+        self._confirms = confirms  # the broker counts delivery tags from the Select on
+        return await future
+
+    def _on_returned(self, _channel: Any, method: Any, properties: Any, body: bytes) -> None:
+        if self._confirms is not None:
+            self._confirms.on_returned(method, properties, body)
+        elif not self._user_return_callbacks:
+            LOGGER.warning(
+                "Message returned by the broker (%s %s) on %r: turn on confirm_delivery() to "
+                "have basic_publish raise UnroutableError, or add_on_return_callback()",
+                method.reply_code, method.reply_text, self,
+            )
+
+    # ------------------------------------------------------------ getting and consuming
+
+    async def basic_get(self, queue: str, auto_ack: bool = False) -> Message | None:
+        """Fetch one message from ``queue``; None when it is empty.
+
+        Concurrent calls on one channel run one after the other.
+        """
+        if not isinstance(queue, str):
+            raise TypeError(f"queue must be a str, not {type(queue).__name__}")
+        while self._get_in_flight is not None:
+            await asyncio.shield(self._get_in_flight)
+        future = self._new_future()
+        in_flight: asyncio.Future[None] = self._loop.create_future()
+        channel = self.callback_channel
+
+        def finished() -> None:
+            if self._get_in_flight is in_flight:
+                self._get_in_flight = None
+            if not in_flight.done():
+                in_flight.set_result(None)
+
+        def on_message(_channel: Any, method: Any, properties: Any, body: bytes) -> None:
+            finished()
+            if future.done():  # the caller gave up: give the message back
+                if not auto_ack and channel.is_open:
+                    channel.basic_reject(method.delivery_tag, requeue=True)
+                return
+            message = Message(self, method, properties, body)
+            message.settled = auto_ack
+            future.set_result(message)
+
+        def on_empty(_active: bool) -> None:
+            finished()
+            if not future.done():
+                future.set_result(None)
+
+        try:
+            channel.basic_get(queue, on_message, auto_ack=auto_ack)
+        except BaseException:
+            future.cancel()
+            raise
+        self._get_in_flight = in_flight
+        channel.flow(True, on_empty)  # see the module comment
+        result: Message | None = await future
+        return result
+
+    def consume(
+        self, queue: str, auto_ack: bool = False, exclusive: bool = False,
+        consumer_tag: str | None = None, arguments: Mapping[str, Any] | None = None,
+    ) -> Consumer:
+        """An ``async for`` consumer on ``queue`` (started on first use).
+
+        ``async for message in channel.consume("q"): message.ack()``; use
+        ``async with channel.consume("q") as consumer:`` to cancel it on exit.
+        """
+        return Consumer(self, queue, auto_ack, exclusive, consumer_tag, arguments)
+
+    def _start_consumer(
+        self, queue: str, state: _ConsumerState, kwargs: dict[str, Any]
+    ) -> tuple[str, asyncio.Future[Any]]:
+        future = self._new_future()
+
+        def on_consume_ok(method_frame: Any) -> None:
+            if not future.done():
+                future.set_result(method_frame)
+
+        try:
+            tag = self.callback_channel.basic_consume(
+                queue, state.on_message, callback=on_consume_ok, **kwargs
+            )
+        except BaseException:
+            future.cancel()
+            raise
+        self._consumers[tag] = state
+        return tag, future
+
+    async def basic_cancel(self, consumer_tag: str) -> Any:
+        """Cancel a consumer and wait for Basic.CancelOk (its ``frame.Method``).
+
+        Idempotent: None for a tag that is not (or no longer) consuming, or when
+        the channel closes meanwhile (the consumer is gone either way).
+        """
+        if not isinstance(consumer_tag, str):
+            raise TypeError(f"consumer_tag must be a str, not {type(consumer_tag).__name__}")
+        pending = self._cancelling.get(consumer_tag)
+        if pending is None:
+            channel = self.callback_channel
+            state = self._consumers.pop(consumer_tag, None)
+            if state is not None:
+                state.end(None)
+                state.reject_buffered()
+            if not channel.is_open or consumer_tag not in channel.consumer_tags:
+                return None
+            pending = self._new_future()
+            pending.add_done_callback(_retrieve)  # shared: its awaiters may all have gone
+            self._cancelling[consumer_tag] = pending
+            pending.add_done_callback(lambda _f: self._cancelling.pop(consumer_tag, None))
+
+            def on_cancel_ok(method_frame: Any) -> None:
+                if not pending.done():
+                    pending.set_result(method_frame)
+
+            channel.basic_cancel(consumer_tag, callback=on_cancel_ok)
+        try:
+            return await asyncio.shield(pending)
+        except (AMQPChannelError, AMQPConnectionError):
+            if self.callback_channel.is_closed:
+                return None
+            raise
+
+    def _cancel_consumer_nowait(self, consumer_tag: str) -> None:
+        """Cancel without awaiting (a consumer handle was garbage collected)."""
+        self._consumers.pop(consumer_tag, None)
+        channel = self.callback_channel
+        if (channel.is_open and self.connection.callback_connection.is_open
+                and consumer_tag in channel.consumer_tags
+                and consumer_tag not in self._cancelling):
+            try:
+                channel.basic_cancel(consumer_tag, callback=lambda _frame: None)
+            except (AMQPChannelError, AMQPConnectionError):  # closing meanwhile: gone anyway
+                LOGGER.debug("could not cancel abandoned consumer %r", consumer_tag)
+
+    def _on_broker_cancel(self, method_frame: Any) -> None:
+        state = self._consumers.pop(method_frame.method.consumer_tag, None)
+        if state is not None:
+            broker_cancelled(state, method_frame)
+
+    # ------------------------------------------------------------ closing
+
+    def _on_closed(self, _channel: Any, error: BaseException) -> None:
+        self._fail_pending(error)
+        consumers, self._consumers = self._consumers, {}
+        for state in consumers.values():
+            state.on_channel_closed(error)
+        if self._confirms is not None:
+            self._confirms.fail_all(error)
+        in_flight, self._get_in_flight = self._get_in_flight, None
+        if in_flight is not None and not in_flight.done():
+            in_flight.set_result(None)
+        if not self._closed.done():
+            self._closed.set_result(error)
+
+    async def close(self, reply_code: int = 0, reply_text: str = "Normal shutdown") -> None:
+        """Close (if not already closing or closed) and wait until closed."""
+        channel = self.callback_channel
+        if not channel.is_closed and not channel.is_closing:
+            channel.close(reply_code, reply_text)
+        await asyncio.shield(self._closed)
+
+    async def wait_closed(self) -> BaseException:
+        """Wait until the channel has closed; returns why (``ChannelClosedByBroker`` ...)."""
+        return await asyncio.shield(self._closed)
+
+    async def __aenter__(self) -> AsyncChannel:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+
+_install(AsyncConnection, CONNECTION_AWAITABLES, AsyncioConnection)
+_install(AsyncChannel, CHANNEL_AWAITABLES, Channel)
+
+
+async def _open(target: Parameters | list[Parameters]) -> AsyncConnection:
+    loop = asyncio.get_running_loop()
+    future: asyncio.Future[AsyncConnection] = loop.create_future()
+    future.add_done_callback(_retrieve)
+
+    def opened(connection: AsyncioConnection) -> None:
+        if future.done():  # the caller gave up meanwhile
+            connection.close()
+            return
+        future.set_result(AsyncConnection(connection))
+
+    def failed(error: BaseException) -> None:
+        if not future.done():
+            future.set_exception(error)
+
+    if isinstance(target, list):
+
+        def on_done(result: Any) -> None:
+            if isinstance(result, AsyncioConnection):
+                opened(result)
+            else:
+                failed(result)
+
+        workflow = AsyncioConnection.create_connection(target, on_done, custom_ioloop=loop)
+        try:
+            return await future
+        except asyncio.CancelledError:
+            workflow.abort()  # a no-op once it has finished
+            raise
+    connection = AsyncioConnection(
+        target,
+        on_open_callback=opened,
+        on_open_error_callback=lambda _connection, error: failed(error),
+        custom_ioloop=loop,
+    )
+    try:
+        return await future
+    except asyncio.CancelledError:
+        if not connection.is_closed and not connection.is_closing:
+            connection.close()  # aborts the opening
+        raise
+
+
+class _Connecting:
+    """What :func:`connect` returns: await it, or use it with ``async with``."""
+
+    __slots__ = ("_connection", "_target")
+
+    def __init__(self, target: Parameters | list[Parameters]) -> None:
+        self._target = target
+        self._connection: AsyncConnection | None = None
+
+    def __await__(self) -> Any:
+        return _open(self._target).__await__()
+
+    async def __aenter__(self) -> AsyncConnection:
+        self._connection = await _open(self._target)
+        return self._connection
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        if self._connection is not None:
+            await self._connection.close()
+
+
+def connect(
+    url_or_parameters: str | Parameters | Sequence[Parameters] | None = None,
+) -> _Connecting:
+    """Open a connection on the running loop: ``conn = await connect(url)`` or
+    ``async with connect(url) as conn``.
+
+    :param url_or_parameters: an ``amqp://`` / ``amqps://`` URL, connection
+        parameters, a sequence of them (tried in turn, pika's workflow), or None
+        for the defaults
+    :returns: an awaitable giving an :class:`AsyncConnection`, also an async
+        context manager that closes it on exit
+    :raises TypeError: ``url_or_parameters`` is of another type
+    :raises ProbableAuthenticationError: the broker refused the credentials
+    :raises AMQPConnectionError: the connection could not be opened
+    """
+    target: Parameters | list[Parameters]
+    if isinstance(url_or_parameters, Sequence) and not isinstance(url_or_parameters, str):
+        target = [_as_parameters(item) for item in url_or_parameters]
+        if not target:
+            raise ValueError("url_or_parameters must not be an empty sequence")
+    else:
+        target = _as_parameters(url_or_parameters)
+    return _Connecting(target)
