@@ -421,13 +421,13 @@ values = st.recursive(
     lambda children: st.one_of(
         st.lists(children, max_size=5), st.dictionaries(keys, children, max_size=5)
     ),
-    max_leaves=30,
+    max_leaves=20,
 )
 tables = st.dictionaries(keys, values, max_size=8)
 
 
 @given(tables)
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=200, deadline=None)
 def test_field_table_round_trip(table: dict[str, Any]) -> None:
     data = encode_table(table)
     decoded, offset = decode_table(data, 0)
@@ -438,7 +438,7 @@ def test_field_table_round_trip(table: dict[str, Any]) -> None:
 
 
 @given(tables)
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=60, deadline=None)
 def test_field_table_round_trip_inside_message_headers(table: dict[str, Any]) -> None:
     props = spec.BasicProperties(headers=table)
     decoded = spec.BasicProperties().decode(b"".join(props.encode()))

@@ -128,6 +128,12 @@ def run(loop: SelectEventLoop, until: Callable[[], bool], timeout: float = GUARD
     assert not timed_out, "timed out waiting for the stream"
 
 
+def settle(loop: SelectEventLoop, seconds: float = 0.05) -> None:
+    """Run the loop for a little while (lets anything scheduled happen)."""
+    loop.call_later(seconds, loop.ioloop.stop)
+    loop.run_until_stopped()
+
+
 def connect(
     loop: SelectEventLoop,
     address: tuple[str, int],
@@ -219,13 +225,16 @@ def test_peer_reset_is_connection_lost_with_the_error(loop: SelectEventLoop) -> 
     for _ in range(3):
         transport.write(b"y" * 100)
     proto.in_write = False
-    loop.ioloop.poll()
+    settle(loop)
     assert proto.names() == ["made", "lost"]
     assert isinstance(proto.events[-1][1], ConnectionResetError)
 
 
 def test_write_error_reports_through_the_loop_not_inside_write(loop: SelectEventLoop) -> None:
+    connected = threading.Event()
+
     def handler(conn: socket.socket) -> None:
+        assert connected.wait(GUARD)
         conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\0\0\0\0\0\0\0")
 
     server = Server(handler)
@@ -233,6 +242,7 @@ def test_write_error_reports_through_the_loop_not_inside_write(loop: SelectEvent
     proto_reads = False
     results = connect(loop, server.address, proto)
     run(loop, lambda: bool(results))
+    connected.set()
     server.join()
     transport = results[0]
     assert isinstance(transport, fd_streams.FdStreamTransport)
@@ -437,7 +447,7 @@ def test_close_from_data_received_and_eof_closes(loop: SelectEventLoop) -> None:
             self.transport.close()
 
     proto = Closer()
-    results = connect(loop, server.address, proto)
+    connect(loop, server.address, proto)
     run(loop, lambda: "lost" in proto.names())
     server.join()
     assert proto.names() == ["made", "lost"]
@@ -456,8 +466,7 @@ def test_cancel_before_connect_completes(loop: SelectEventLoop) -> None:
     handle.cancel()
     handle.cancel()
     server.join()  # the server saw the half-open socket close
-    for _ in range(3):
-        loop.ioloop.poll()
+    settle(loop)
     assert results == [] and proto.events == [] and seen == [b""]
 
 
@@ -467,8 +476,7 @@ def test_cancel_of_an_early_failure_calls_nothing(loop: SelectEventLoop) -> None
     handle = loop.connect_stream(("127.0.0.1", 0), socket.AF_INET, proto, None, None,
                                  results.append)
     handle.cancel()
-    for _ in range(3):
-        loop.ioloop.poll()
+    settle(loop)
     assert results == [] and proto.events == []
     handle = loop.connect_stream(("127.0.0.1", 0), socket.AF_INET, proto, None, None,
                                  results.append)
@@ -599,8 +607,7 @@ def test_cancel_during_tls_handshake(
     run(loop, lambda: bool(hello))
     handle.cancel()
     server.join()
-    for _ in range(3):
-        loop.ioloop.poll()
+    settle(loop)
     assert hello[0][:1] == b"\x16" and hello[1] == b""  # handshake record, then closed
     assert results == [] and proto.events == []
 

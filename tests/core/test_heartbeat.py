@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 from amqp_core import spec
 from amqp_core.credentials import PlainCredentials
-from amqp_core.exceptions import AMQPHeartbeatTimeout
+from amqp_core.exceptions import AMQPHeartbeatTimeout, ConnectionWrongStateError
 from amqp_core.protocol import NEED_DATA, Connection
 from amqp_core.protocol import events as ev
 from amqp_core.protocol.frames import HEARTBEAT_FRAME, encode_method_frame
@@ -104,10 +104,10 @@ def test_heartbeat_sent_only_when_idle(make_pair: Callable[..., Pair]) -> None:
     client.handle_timer(ANCHOR + 5)
     assert client.data_to_send() == HEARTBEAT_FRAME
     assert client.get_timer() == ANCHOR + 10
-    # the heartbeat itself was traffic: the next tick sends nothing (as RabbitMQ does)
+    # our own heartbeat is not traffic: still idle, so the next tick beats again
     client.receive_data(HEARTBEAT_FRAME)
     client.handle_timer(ANCHOR + 10)
-    assert client.data_to_send() == b""
+    assert client.data_to_send() == HEARTBEAT_FRAME
     # other traffic in the half-interval: no heartbeat
     channel = pair.open_channel()
     client.basic_publish(channel, "", "q", b"x")
@@ -168,6 +168,27 @@ def test_peer_declared_dead_between_1_5_and_2_intervals(
     assert pair.client.is_closed
     assert pair.client.get_timer() is None
     assert pair.client.data_to_send() == b""
+
+
+def test_silent_peer_is_dead_one_and_a_half_intervals_after_the_anchor(
+    make_pair: Callable[..., Pair],
+) -> None:
+    pair = heartbeat_pair(make_pair, 10)
+    client = pair.client
+    client.handle_timer(ANCHOR)
+    for tick in (ANCHOR + 5, ANCHOR + 10):
+        assert client.get_timer() == tick
+        client.handle_timer(tick)
+        assert pair.drain() == []
+        assert client.is_open
+    client.handle_timer(ANCHOR + 15)
+    (event,) = pair.drain()
+    assert isinstance(event, ev.ConnectionFailed)
+    assert isinstance(event.error, AMQPHeartbeatTimeout)
+    assert "15" in str(event.error)
+    assert client.is_closed
+    with pytest.raises(ConnectionWrongStateError):
+        client.open_channel()
 
 
 @given(
@@ -238,8 +259,8 @@ def test_heartbeats_sent_while_the_peer_talks(make_pair: Callable[..., Pair]) ->
         data = client.data_to_send()
         assert data in (b"", HEARTBEAT_FRAME)
         sent += data == HEARTBEAT_FRAME
-    # one every full interval while idle (every other tick)
-    assert sent == 10
+    # one every half interval while idle (every tick)
+    assert sent == 20
     assert client.is_open
 
 

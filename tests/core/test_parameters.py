@@ -441,14 +441,19 @@ def test_url_parsing(url: str, expected: dict[str, Any]) -> None:
         assert getattr(params, name) == value, name
 
 
-_NO_NUL = st.text(st.characters(blacklist_characters="\0"), max_size=40)
+# no NUL (rejected by design) and no lone surrogates (not encodable as UTF-8, so not in a URL)
+_NO_NUL = st.text(
+    st.characters(blacklist_characters="\0", blacklist_categories=("Cs",)), max_size=40
+)
 
 
 @settings(max_examples=200, deadline=None)
 @given(
     username=_NO_NUL,
     password=_NO_NUL,
-    vhost=st.text(min_size=1, max_size=60).filter(lambda v: len(v.encode()) <= 255),
+    vhost=st.text(st.characters(blacklist_categories=("Cs",)), min_size=1, max_size=60).filter(
+        lambda v: len(v.encode()) <= 255
+    ),
 )
 def test_url_percent_encoding_round_trips(username: str, password: str, vhost: str) -> None:
     url = f"amqp://{quote(username, safe='')}:{quote(password, safe='')}@h/{quote(vhost, safe='')}"

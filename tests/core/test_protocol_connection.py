@@ -278,6 +278,17 @@ def test_heartbeat_callable_returning_garbage(make_pair: Callable[..., Pair], ba
         pair.deliver(pair.peer.start(), pair.peer.tune(heartbeat=60))
 
 
+@pytest.mark.parametrize("frame_max", [1, 8, 9, 4095])
+def test_broker_frame_max_under_the_protocol_minimum(pair: Pair, frame_max: int) -> None:
+    pair.client.initiate()
+    pair.sent()
+    pair.deliver(pair.peer.start())
+    pair.sent()
+    pair.expect_protocol_error(
+        pair.peer.tune(frame_max=frame_max), RemoteProtocolError, spec.NOT_ALLOWED
+    )
+
+
 def test_frames_larger_than_our_proposal_are_refused_before_tune(
     make_pair: Callable[..., Pair],
 ) -> None:

@@ -12,7 +12,9 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from amqp_core.adapters._select_ioloop import IOLoop, SelectEventLoop
+from amqp_core.io import resolver
 from amqp_core.io.contract import EventLoop, TimerHandle
+from amqp_core.io.fd_streams import FdWatchingLoop
 
 POLLERS = ["select"] + [
     name for name, attr in (("poll", "poll"), ("epoll", "epoll"), ("kqueue", "kqueue"))
@@ -487,3 +489,30 @@ def test_contract_getaddrinfo(event_loop: SelectEventLoop) -> None:
     assert len(ok) == 1 and ok[0][0][4] == ("127.0.0.1", 5671)
     assert len(errors) == 1 and isinstance(errors[0], socket.gaierror)
     assert set(threads) == {threading.get_ident()}
+
+
+def test_ioloop_is_an_fd_watching_loop(ioloop: IOLoop) -> None:
+    assert isinstance(ioloop, FdWatchingLoop)
+
+
+def test_resolver_uses_a_small_shared_pool_of_daemon_threads(event_loop: SelectEventLoop) -> None:
+    results: list[object] = []
+
+    def done(result: object) -> None:
+        results.append(result)
+        if len(results) == 40:
+            event_loop.stop_soon()
+
+    def body() -> None:
+        for port in range(40):
+            event_loop.getaddrinfo("127.0.0.1", port, socket.AF_INET, socket.SOCK_STREAM, 0,
+                                   socket.AI_NUMERICHOST, done)
+
+    run_contract(event_loop, body)
+    assert all(isinstance(r, list) for r in results)
+    workers = [t for t in threading.enumerate() if t.name == "amqp-core-resolver"]
+    assert 1 <= len(workers) <= resolver.MAX_WORKERS
+    assert all(t.daemon for t in workers)
+    with pytest.raises(TypeError, match="on_done"):
+        resolver.threaded_getaddrinfo(event_loop.call_soon_threadsafe, "h", 1, 0, 0, 0, 0,
+                                      None)  # type: ignore[arg-type]

@@ -13,12 +13,13 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-import amqp_core as pika
 import pytest
+from blocking_helpers import params_for, unique
+
+import amqp_core as pika
 from amqp_core import exceptions, frame, spec
 from amqp_core.adapters.blocking_connection import BlockingChannel, BlockingConnection
 from amqp_core.exchange_type import ExchangeType
-from blocking_helpers import params_for, unique
 
 DEADLINE = 10.0
 
@@ -131,7 +132,7 @@ def test_queue_and_exchange_methods_return_method_frames(ch: BlockingChannel) ->
     source, destination = unique("src"), unique("dst")
     assert isinstance(ch.exchange_declare(source, "fanout").method, spec.Exchange.DeclareOk)
     assert isinstance(
-        ch.exchange_declare(destination, pika.exchange_type.ExchangeType.topic).method,
+        ch.exchange_declare(destination, ExchangeType.topic).method,
         spec.Exchange.DeclareOk,
     )
     assert isinstance(ch.exchange_bind(destination, source, "k").method, spec.Exchange.BindOk)
@@ -267,9 +268,11 @@ def test_consumer_callbacks_run_only_from_process_data_events(
         ch.basic_publish("", queue, b"%d" % number)
     ch.queue_declare(queue, passive=True)  # a round trip: deliveries arrive, are not dispatched
     ch.basic_qos(prefetch_count=100)
+    ch.confirm_delivery()
+    ch.basic_publish("", queue, b"5")  # waits for its confirm: still no dispatch
     assert received == []
-    pump_until(conn, lambda: len(received) == 5)
-    assert [item[3] for item in received] == [b"0", b"1", b"2", b"3", b"4"]
+    pump_until(conn, lambda: len(received) == 6)
+    assert [item[3] for item in received] == [b"0", b"1", b"2", b"3", b"4", b"5"]
     channel, method, properties, _ = received[0]
     assert channel is ch
     assert isinstance(method, spec.Basic.Deliver) and method.consumer_tag == tag
@@ -734,3 +737,32 @@ def test_blocked_and_unblocked_callbacks_are_registered(conn: BlockingConnection
         conn.add_on_connection_unblocked_callback(None)  # type: ignore[arg-type]
     conn.add_on_connection_blocked_callback(lambda *args: None)
     conn.add_on_connection_unblocked_callback(lambda *args: None)
+
+
+def test_connection_close_from_a_callback_ends_start_consuming(broker: Any) -> None:
+    connection = pika.BlockingConnection(params_for(broker))
+    channel = connection.channel()
+    queue = channel.queue_declare("", exclusive=True).method.queue
+    channel.basic_publish("", queue, b"last")
+
+    def on_message(ch: BlockingChannel, method: Any, _p: Any, _b: bytes) -> None:
+        ch.basic_ack(method.delivery_tag)
+        ch.connection.close()
+
+    channel.basic_consume(queue, on_message)
+    connection.call_later(DEADLINE, lambda: pytest.fail("start_consuming did not end"))
+    channel.start_consuming()  # returns normally: our own close is not an error
+    assert connection.is_closed and channel.is_closed
+    with pytest.raises(exceptions.ConnectionWrongStateError):
+        connection.process_data_events()
+
+
+def test_basic_cancel_of_the_generator_consumer_ends_the_generator(ch: BlockingChannel) -> None:
+    queue = temp_queue(ch)
+    items = ch.consume(queue, inactivity_timeout=0.05)
+    assert next(items) == (None, None, None)
+    (tag,) = ch.consumer_tags
+    assert ch.basic_cancel(tag) == []
+    assert list(_bounded(items, DEADLINE)) == []
+    assert ch.get_waiting_message_count() == 0
+    ch.queue_delete(queue)

@@ -148,6 +148,23 @@ def test_several_requests_in_flight_reply_in_order(h: Harness, ch: Channel) -> N
         assert reply.method.queue == name
 
 
+def test_many_channels_opened_at_once(h: Harness, shared: SharedConnection) -> None:
+    conn = shared.conn
+    channels = [conn.channel(on_open_callback=h.cb("opened")) for _ in range(40)]
+    assert len({c.channel_number for c in channels}) == 40
+    h.wait("opened", count=40)
+    for index, channel in enumerate(channels):
+        channel.queue_declare(
+            f"{unique('many')}-{index}", exclusive=True, callback=h.cb(f"d{index}")
+        )
+    for index, channel in enumerate(channels):
+        (reply,) = h.wait(f"d{index}")
+        assert reply.channel_number == channel.channel_number
+        assert reply.method.queue.endswith(f"-{index}")
+        channel.close()
+    h.wait(lambda: all(c.is_closed for c in channels))
+
+
 # ---------------------------------------------------------------- exchanges
 
 

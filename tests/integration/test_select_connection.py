@@ -7,6 +7,7 @@ arguments and the assertions run afterwards, outside the loop.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Iterator
@@ -186,12 +187,39 @@ def test_connection_close_closes_channels_with_client_reason(h: Harness, broker:
     # an RPC still outstanding when the connection closes is simply never answered
     second.queue_declare(unique("pending"), exclusive=True, callback=h.cb("never-mind"))
     conn.close(reply_code=200, reply_text="closing all")
+    assert first.is_closing and second.is_closing  # as in pika: channels close first
+    with pytest.raises(exceptions.ChannelWrongStateError):
+        first.basic_publish("", "q", b"too late")
     h.wait("c.close")
     for name, ch in (("first", first), ("second", second)):
         closed_ch, reason = h.last(name)
         assert closed_ch is ch and ch.is_closed
         assert isinstance(reason, exceptions.ChannelClosedByClient)
         assert (reason.reply_code, reason.reply_text) == (200, "closing all")
+
+
+def test_close_from_a_consumer_stops_deliveries(
+    h: Harness, broker: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    conn = h.connect(params_for(broker), name="c")
+    channel = h.channel(conn)
+    queue = h.call(channel.queue_declare, "", exclusive=True).method.queue
+    h.call(channel.confirm_delivery, h.cb("confirm"))
+    for index in range(20):
+        channel.basic_publish("", queue, b"%d" % index)
+    h.wait(lambda: h.calls["confirm"] and h.calls["confirm"][-1][0].method.delivery_tag == 20)
+    record = h.cb("msg")
+
+    def close_on_first(ch: Channel, method: Any, properties: Any, body: bytes) -> None:
+        record(ch, method, properties, body)
+        ch.connection.close()
+
+    with caplog.at_level(logging.WARNING):
+        channel.basic_consume(queue, close_on_first)
+        _, error = h.wait("c.close")
+    assert isinstance(error, exceptions.ConnectionClosedByClient)
+    assert h.count("msg") == 1  # the deliveries already in flight were not handed over
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
 
 
 def test_heartbeat_callable_gets_connection_and_broker_value(h: Harness, broker: Any) -> None:
@@ -206,12 +234,31 @@ def test_heartbeat_callable_gets_connection_and_broker_value(h: Harness, broker:
     assert isinstance(seen[0][1], int) and seen[0][1] > 0  # RabbitMQ proposes 60
 
 
-def test_client_properties_reach_the_broker(private_broker: Any, h: Harness) -> None:
-    marker = unique("props")
-    h.connect(params_for(private_broker, client_properties={"connection_name": marker}))
-    rows = [r for r in private_broker.list_connections() if marker in r["client_properties"]]
-    assert len(rows) == 1
-    assert "amqp-core" in rows[0]["client_properties"]  # our product name is kept
+def test_url_parameters_and_erase_on_connect(h: Harness, broker: Any) -> None:
+    params = pika.URLParameters(f"amqp://guest:guest@{broker.host}:{broker.port}/%2F?heartbeat=5")
+    conn = h.connect(params)
+    assert conn.params is params and params.heartbeat == 5
+    credentials = pika.PlainCredentials("guest", "guest", erase_on_connect=True)
+    conn = h.connect(params_for(broker, credentials=credentials))
+    assert conn.is_open
+    # the parameters hold a copy of the credentials (as in pika): that copy is erased
+    assert conn.params.credentials.username is None
+    assert conn.params.credentials.password is None
+
+
+def test_channel_max_is_enforced(h: Harness, broker: Any) -> None:
+    conn = h.connect(params_for(broker, channel_max=2))
+    first, second = h.channel(conn), h.channel(conn)
+    assert {first.channel_number, second.channel_number} == {1, 2}
+    with pytest.raises(exceptions.NoFreeChannels):
+        conn.channel()
+    with pytest.raises(exceptions.InvalidChannelNumber):
+        conn.channel(channel_number=3)
+    with pytest.raises(exceptions.InvalidChannelNumber):
+        conn.channel(channel_number=0)
+    first.close()
+    h.wait(lambda: first.is_closed)
+    assert h.channel(conn).channel_number == first.channel_number
 
 
 # ---------------------------------------------------------------- IOLoop and SELECT_TYPE

@@ -108,6 +108,33 @@ def test_auto_ack_consumer_and_nowait_cancel(h: Harness, ch: Channel) -> None:
     assert h.call(ch.queue_declare, queue, passive=True).method.message_count == 0
 
 
+def test_deliveries_after_a_nowait_cancel_are_requeued(
+    h: Harness, ch: Channel, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Messages the broker pushed before it saw the cancel go back to the queue (as in pika)."""
+    queue = temp_queue(h, ch)
+    h.call(ch.confirm_delivery, h.cb("confirm"))
+    total = 50
+    for index in range(total):
+        ch.basic_publish("", queue, b"%d" % index)
+    h.wait(lambda: h.calls["confirm"] and h.calls["confirm"][-1][0].method.delivery_tag == total)
+    record = h.cb("msg")
+
+    def first_only(channel: Channel, method: Any, properties: Any, body: bytes) -> None:
+        record(channel, method, properties, body)
+        channel.basic_ack(method.delivery_tag)
+        channel.basic_cancel(method.consumer_tag)  # nowait: in-flight deliveries follow
+
+    with caplog.at_level(logging.WARNING):
+        h.call(ch.basic_consume, queue, first_only)
+        h.wait("msg")
+        # the channel stays open; the rest must become ready again, not stay unacked
+        wait_message_count(h, ch, queue, total - 1)
+    assert h.count("msg") == 1
+    assert ch.consumer_tags == []
+    assert not [r for r in caplog.records if "Unexpected delivery" in r.getMessage()]
+
+
 def test_consumer_that_raises_is_logged_and_consuming_goes_on(
     h: Harness, ch: Channel, shared: SharedConnection, caplog: pytest.LogCaptureFixture
 ) -> None:

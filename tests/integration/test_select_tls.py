@@ -11,11 +11,12 @@ from __future__ import annotations
 import os
 import socket
 import ssl
+import time
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from select_helpers import Harness, params_for, unique
+from select_helpers import BlackHole, Harness, params_for, unique
 
 import amqp_core as pika
 from amqp_core import exceptions
@@ -131,6 +132,7 @@ def test_mutual_tls_with_external_credentials(h: Harness, private_broker: Any) -
     round_trip(h, conn)
     (row,) = [r for r in private_broker.list_connections() if marker in r["client_properties"]]
     assert row["user"] == "guest"  # the certificate's common name
+    assert "amqp-core" in row["client_properties"]  # our product name is kept alongside
 
 
 def test_external_without_client_certificate_is_refused(h: Harness, private_broker: Any) -> None:
@@ -184,6 +186,25 @@ def test_tls_against_the_plain_port_fails(h: Harness, private_broker: Any) -> No
     assert isinstance(
         error, wf.AMQPConnectorTransportSetupError | wf.AMQPConnectorAMQPHandshakeError
     )
+
+
+def test_stack_timeout_during_a_hanging_tls_handshake(h: Harness, broker: Any) -> None:
+    with BlackHole() as hole:
+        params = params_for(
+            broker,
+            port=hole.port,
+            ssl_options=pika.SSLOptions(ssl.create_default_context(), "localhost"),
+            stack_timeout=0.4,
+        )
+        start = time.monotonic()
+        h.create_connection([params], "done")
+        (result,) = h.wait("done")
+        elapsed = time.monotonic() - start
+    assert isinstance(result, wf.AMQPConnectionWorkflowFailed)
+    (error,) = result.exceptions
+    assert isinstance(error, wf.AMQPConnectorTransportSetupError), repr(error)
+    assert isinstance(error.exception, wf.AMQPConnectorStackTimeout)
+    assert 0.35 <= elapsed < 3.0
 
 
 # ---------------------------------------------------------------- tcp_options

@@ -306,6 +306,30 @@ def test_abort_during_amqp_handshake_and_during_retry_delay(h: Harness, broker: 
     assert isinstance(result, wf.AMQPConnectionWorkflowAborted)
 
 
+def test_abort_reports_from_the_loop_and_wrong_states(h: Harness, broker: Any) -> None:
+    workflow = wf.AMQPConnectionWorkflow()
+    with pytest.raises(wf.AMQPConnectorWrongState):
+        workflow.abort()  # not started
+    with FullBacklog() as hole:
+        h.create_connection(
+            [params_for(broker, port=hole.port, socket_timeout=30.0)], "done", workflow=workflow
+        )
+        h.run_for(0.1)
+        workflow.abort()
+        assert h.count("done") == 0  # reported from the loop, never from inside abort()
+        workflow.abort()  # while the abort is being reported: harmless
+        (result,) = h.wait("done", timeout=2.0)
+        assert isinstance(result, wf.AMQPConnectionWorkflowAborted)
+    with pytest.raises(wf.AMQPConnectorWrongState):
+        workflow.abort()  # completion was reported
+    succeeded = h.create_connection([params_for(broker)], "ok")
+    (conn,) = h.wait("ok")
+    assert isinstance(conn, SelectConnection) and conn.is_open
+    with pytest.raises(wf.AMQPConnectorWrongState):
+        succeeded.abort()
+    assert conn.is_open
+
+
 def test_external_workflow_instance(h: Harness, broker: Any) -> None:
     workflow = wf.AMQPConnectionWorkflow()
     returned = h.create_connection([params_for(broker)], "done", workflow=workflow)

@@ -18,9 +18,15 @@ the proactor loop):
   cancelled connect is cleaned up by the loop.  During the connect a tiny gate
   protocol owns the transport, so a connect cancelled half-way closes the socket
   and calls nothing; on success the transport is switched with
-  ``transport.set_protocol`` to the contract's protocol (the driver), which
-  then gets ``data_received`` straight from the transport: the hot path has no
-  wrapper.  asyncio's protocol/transport shapes are the contract's already.
+  ``transport.set_protocol`` to a relay whose ``data_received`` (and the other
+  hot callbacks) ARE the driver's bound methods, so bytes go from the transport
+  straight into the driver; only ``connection_lost`` passes through the relay,
+  which records that the stream is gone.  asyncio's protocol/transport shapes
+  are the contract's already.
+* The close callbacks run when the AMQP connection ends; the transport finishes
+  closing a little later (TLS exchanges close_notify).
+  :meth:`AsyncioEventLoop.wait_streams_closed` waits for that, so a program can
+  close its loop without leaving a socket behind.
 * The transport's write-buffer limits are raised to amqp_core's defaults
   (high 4 MiB, low 1 MiB) so a burst of publishes is not paused at asyncio's
   64 KiB.
@@ -100,16 +106,52 @@ class _Gate(asyncio.Protocol):
         self.lost = (exc,)
 
 
+class _Relay:
+    """The protocol the transport calls once connected: the driver's own methods, plus a note
+    when the stream is gone.
+
+    ``data_received`` and the other hot callbacks are the driver's bound methods stored as
+    attributes, so the transport calls straight into the driver (no extra frame); only
+    ``connection_made`` / ``connection_lost`` pass through here.
+    """
+
+    __slots__ = (
+        "_owner", "_protocol", "data_received", "eof_received", "pause_writing",
+        "resume_writing", "transport",
+    )
+
+    def __init__(self, protocol: StreamProtocol, owner: AsyncioEventLoop) -> None:
+        self._protocol = protocol
+        self._owner = owner
+        self.transport: asyncio.BaseTransport | None = None
+        self.data_received = protocol.data_received
+        self.eof_received = protocol.eof_received
+        self.pause_writing = protocol.pause_writing
+        self.resume_writing = protocol.resume_writing
+
+    def connection_made(self, transport: Any) -> None:
+        self.transport = transport
+        self._protocol.connection_made(transport)
+
+    def connection_lost(self, exc: BaseException | None) -> None:
+        try:
+            self._protocol.connection_lost(exc)
+        finally:
+            self._owner._stream_lost(self)
+
+
 class _StreamConnect:
     """The handle :meth:`AsyncioEventLoop.connect_stream` returns (one connect in a task)."""
 
-    __slots__ = ("_on_done", "_protocol", "_task")
+    __slots__ = ("_on_done", "_owner", "_protocol", "_task")
 
     def __init__(
-        self, loop: asyncio.AbstractEventLoop, sockaddr: tuple[Any, ...], family: int,
+        self, owner: AsyncioEventLoop, sockaddr: tuple[Any, ...], family: int,
         protocol: StreamProtocol, ssl_context: ssl.SSLContext | None,
         server_hostname: str | None, on_done: OnStreamDone,
     ) -> None:
+        loop = owner.loop
+        self._owner = owner
         self._on_done: OnStreamDone | None = on_done
         self._protocol: StreamProtocol | None = protocol
         self._task = loop.create_task(
@@ -155,17 +197,19 @@ class _StreamConnect:
             except OSError:  # pragma: no cover - the loop set it already, or cannot
                 pass
         stream = cast(StreamTransport, transport)
-        # from here on the transport calls the driver directly (no wrapper on the hot path)
-        transport.set_protocol(cast(asyncio.BaseProtocol, protocol))
-        protocol.connection_made(stream)
+        # from here on the transport calls the driver directly (see _Relay)
+        relay = _Relay(protocol, self._owner)
+        self._owner._stream_opened(relay)
+        transport.set_protocol(cast(asyncio.BaseProtocol, relay))
+        relay.connection_made(stream)
         on_done(stream)
         # whatever reached the gate between the handshake and the hand-over, in order
         for data in gate.data:
-            protocol.data_received(data)
+            relay.data_received(data)
         if gate.eof:
-            protocol.eof_received()
+            relay.eof_received()
         if gate.lost is not None:
-            protocol.connection_lost(gate.lost[0])
+            relay.connection_lost(gate.lost[0])
 
     def _report(self, error: BaseException) -> None:
         on_done, self._on_done = self._on_done, None
@@ -183,7 +227,7 @@ class AsyncioEventLoop:
     :raises TypeError: ``loop`` is not an ``asyncio.AbstractEventLoop``
     """
 
-    __slots__ = ("loop",)
+    __slots__ = ("_all_closed", "_streams", "loop")
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         if not isinstance(loop, asyncio.AbstractEventLoop):
@@ -192,6 +236,8 @@ class AsyncioEventLoop:
             )
         #: The native asyncio loop.
         self.loop = loop
+        self._streams: set[_Relay] = set()
+        self._all_closed: asyncio.Future[None] | None = None
 
     def __repr__(self) -> str:
         return f"<AsyncioEventLoop {self.loop!r}>"
@@ -234,8 +280,46 @@ class AsyncioEventLoop:
         """Connect and build the transport with ``loop.create_connection`` (TLS through the
         loop when ``ssl_context`` is set); see the module comment."""
         return _StreamConnect(
-            self.loop, sockaddr, family, protocol, ssl_context, server_hostname, on_done
+            self, sockaddr, family, protocol, ssl_context, server_hostname, on_done
         )
+
+    # ------------------------------------------------------------ stream bookkeeping
+
+    @property
+    def open_streams(self) -> int:
+        """How many streams opened through this object have not reported ``connection_lost``."""
+        return len(self._streams)
+
+    def _stream_opened(self, relay: _Relay) -> None:
+        self._streams.add(relay)
+
+    def _stream_lost(self, relay: _Relay) -> None:
+        self._streams.discard(relay)
+        if not self._streams and self._all_closed is not None:
+            waiter, self._all_closed = self._all_closed, None
+            if not waiter.done():
+                waiter.set_result(None)
+
+    async def wait_streams_closed(self, timeout: float = 5.0) -> None:
+        """Wait until every stream opened here is gone (``connection_lost`` ran).
+
+        A transport closes after the connection's close callbacks have run (a TLS
+        stream exchanges close_notify first); waiting for it before closing the loop
+        leaves no socket behind.  Streams still open after ``timeout`` seconds are
+        aborted.
+        """
+        if not self._streams:
+            return
+        if self._all_closed is None or self._all_closed.done():
+            self._all_closed = self.loop.create_future()
+        try:
+            await asyncio.wait_for(asyncio.shield(self._all_closed), timeout)
+        except TimeoutError:
+            for relay in list(self._streams):
+                if relay.transport is not None:
+                    relay.transport.abort()  # type: ignore[attr-defined]
+            if self._streams and self._all_closed is not None:
+                await asyncio.wait_for(asyncio.shield(self._all_closed), 1.0)
 
     # ------------------------------------------------------------ RunnableLoop (tests)
 

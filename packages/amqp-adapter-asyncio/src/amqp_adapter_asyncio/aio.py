@@ -270,15 +270,17 @@ class AsyncConnection(_Owner):
         connection = self.callback_connection
         if not connection.is_closed and not connection.is_closing:
             connection.close(reply_code, reply_text)
-        await asyncio.shield(self._closed)
+        await self.wait_closed()
 
     async def wait_closed(self) -> BaseException:
-        """Wait until the connection has ended.
+        """Wait until the connection has ended and its transport is gone.
 
         :returns: why it ended (``ConnectionClosedByClient`` after :meth:`close`,
             ``ConnectionClosedByBroker``, ``StreamLostError`` ...)
         """
-        return await asyncio.shield(self._closed)
+        error = await asyncio.shield(self._closed)
+        await self.callback_connection.wait_stream_closed()
+        return error
 
     async def __aenter__(self) -> AsyncConnection:
         return self

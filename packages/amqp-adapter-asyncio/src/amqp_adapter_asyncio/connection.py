@@ -140,6 +140,18 @@ class AsyncioConnection(BaseConnection):
         self._writable_waiters.append(waiter)
         await waiter
 
+    async def wait_stream_closed(self, timeout: float = 5.0) -> None:
+        """Wait until the connection's transport is really gone (its socket closed).
+
+        The close callbacks run as soon as the AMQP connection has ended; the
+        transport finishes closing a little later (a TLS stream exchanges
+        close_notify first).  Await this before closing the loop.  A stream still
+        open after ``timeout`` seconds is aborted.
+        """
+        loop = self.event_loop
+        assert isinstance(loop, AsyncioEventLoop)
+        await loop.wait_streams_closed(timeout)
+
     def _on_closed_wake_writers(self, _connection: Any, _error: BaseException) -> None:
         self._writing_paused = False
         self._wake_writers()

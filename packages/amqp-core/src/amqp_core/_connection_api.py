@@ -27,8 +27,9 @@ import ssl
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from ._version import __version__ as _version
 from . import exceptions, frame, spec
+from ._version import __version__ as _version
+from .adapters.utils import connection_workflow as workflow
 from .exceptions import (
     AMQPConnectionError,
     ConnectionBlockedTimeout,
@@ -36,7 +37,6 @@ from .exceptions import (
     ConnectionClosedByClient,
     ConnectionWrongStateError,
 )
-from .adapters.utils import connection_workflow as workflow
 from .io.contract import EventLoop, StreamTransport, TimerHandle
 from .io.driver import StreamDriver
 from .parameters import Parameters

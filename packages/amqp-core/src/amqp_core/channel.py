@@ -177,7 +177,9 @@ class Channel:
         self._core.basic_ack(self.channel_number, delivery_tag, multiple)
         self.connection._request_flush()
 
-    def basic_nack(self, delivery_tag: int = 0, multiple: bool = False, requeue: bool = True) -> None:
+    def basic_nack(
+        self, delivery_tag: int = 0, multiple: bool = False, requeue: bool = True
+    ) -> None:
         """Negatively acknowledge one message or several."""
         self._raise_if_not_open()
         self._core.basic_nack(self.channel_number, delivery_tag, multiple, requeue)
@@ -253,9 +255,12 @@ class Channel:
         self._cancelled.add(consumer_tag)
         method = spec.Basic.Cancel(consumer_tag=consumer_tag, nowait=nowait)
         if nowait:
-            # nothing will answer: forget the consumer now
+            # Nothing will answer: stop calling the consumer now.  Fix: the tag stays in
+            # ``_cancelled`` (until the channel closes, as in pika) so that deliveries the
+            # broker sent before it saw the cancel are recognised and rejected back to the
+            # queue; forgetting it left them unacknowledged (stuck) and logged as errors.
             self._send(method)
-            self._forget_consumer(consumer_tag)
+            self._consumers.pop(consumer_tag, None)
         else:
             assert callback is not None
 
@@ -607,6 +612,13 @@ class Channel:
     def _on_connection_closing(self, reply_code: int, reply_text: str) -> None:
         if self._closing_reason is None:
             self._closing_reason = ChannelClosedByClient(reply_code, reply_text)
+        # Fix: as in pika, closing the connection closes its channels: from now on they are
+        # CLOSING and their consumers get no more deliveries (which could not be acked any
+        # more); before, consumers kept being called on an "open" channel that refused acks.
+        if self._state != self.CLOSED:
+            self._state = self.CLOSING
+            self._cancelled.update(self._consumers)
+            self._consumers.clear()
 
     def _on_connection_lost(self, error: BaseException) -> None:
         if isinstance(self._closing_reason, ChannelClosedByClient):

@@ -331,6 +331,11 @@ class AdapterRegistry:
         if not self._manager.has_plugin(name):
             try:
                 self._manager.load_setuptools_entrypoints(self.group, name=name)
+            except pluggy.PluginValidationError as error:
+                raise self._fail(
+                    name, distribution,
+                    f"its plugin {entry_point.value!r} breaks the hook contract: {error}", error,
+                ) from error
             except Exception as error:
                 raise self._fail(
                     name, distribution,

@@ -2,7 +2,7 @@
 
 Theory of operation: a :class:`BlockingChannel` turns each call into a
 ``spec`` method handed to the protocol core, then asks its connection to wait
-(``BlockingConnection._wait``) until the reply has arrived.  The core answers
+(``BlockingLoop._wait``) until the reply has arrived.  The core answers
 requests on a channel in order, so the channel keeps a FIFO of reply slots
 and fills the oldest one on every ``RpcReply`` event.  A wait ends early when
 the channel or the connection closes; the call then raises what pika raises:
@@ -22,7 +22,9 @@ Publishing without confirms is the hot path: one state check, one
 :data:`FLUSH_THRESHOLD` bytes, a write.  Everything else queued is written
 before the connection next waits and before ``process_data_events`` or
 ``close`` return.  Publisher confirms and the windowed mode live in
-:mod:`._blocking_confirms`.
+:mod:`._blocking_confirms`, the plain request/reply methods (declare, bind,
+purge, get, qos, tx ...) in :mod:`._blocking_methods`; this module keeps the
+channel's state, publishing, acks and consumers.
 
 The channel talks to its connection through a few underscore methods that
 exist for it (``_wait``, ``_drain_output``, ``_notify``, ``_take_ready``,
@@ -46,14 +48,21 @@ from ..exceptions import (
     DuplicateConsumerTag,
     ReentrancyError,
 )
-from ..exchange_type import ExchangeType
 from ..protocol import Connection as CoreConnection
 from ..protocol import events as ev
 from ._blocking_confirms import ConfirmTracker, ReturnedMessage
+from ._blocking_methods import (
+    ChannelMethods,
+    require_arguments,
+    require_callable,
+    require_str,
+    require_timeout,
+)
 from ._blocking_transport import FLUSH_THRESHOLD
 
 if TYPE_CHECKING:
-    from .blocking_connection import BlockingConnection, ReadyItem
+    from ._blocking_loop import ReadyItem
+    from .blocking_connection import BlockingConnection
 
 __all__ = ["FLUSH_THRESHOLD", "BlockingChannel", "Call", "ReturnedMessage"]
 
@@ -138,35 +147,7 @@ class _Generator:
         self.pending: deque[Any] = deque()
 
 
-def _require_str(value: Any, name: str) -> None:
-    if not isinstance(value, str):
-        raise TypeError(f"{name} must be a str, not {type(value).__name__}")
-
-
-def _require_callable(value: Any, name: str = "callback") -> None:
-    if not callable(value):
-        raise TypeError(f"{name} must be callable, not {type(value).__name__}")
-
-
-def _require_arguments(arguments: Any) -> dict[str, Any]:
-    if arguments is None:
-        return {}
-    if not isinstance(arguments, Mapping):
-        raise TypeError(f"arguments must be a dict or None, not {type(arguments).__name__}")
-    return dict(arguments)
-
-
-def _require_timeout(value: Any, name: str) -> float | None:
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise TypeError(f"{name} must be a number or None, not {type(value).__name__}")
-    if value < 0:
-        raise ValueError(f"{name} must be >= 0, got {value!r}")
-    return float(value)
-
-
-class BlockingChannel(ConfirmTracker):
+class BlockingChannel(ChannelMethods, ConfirmTracker):
     """A channel whose methods block until the broker has answered (pika's ``BlockingChannel``).
 
     Created by :meth:`BlockingConnection.channel`, not directly.  Usable as a
@@ -290,7 +271,7 @@ class BlockingChannel(ConfirmTracker):
 
         Dispatched from ``process_data_events`` / ``start_consuming``.
         """
-        _require_callable(callback)
+        require_callable(callback)
         self._cancel_callbacks.append(callback)
 
     def add_on_return_callback(self, callback: OnMessage) -> None:
@@ -298,7 +279,7 @@ class BlockingChannel(ConfirmTracker):
 
         Dispatched from ``process_data_events`` / ``start_consuming``.
         """
-        _require_callable(callback)
+        require_callable(callback)
         self._return_callbacks.append(callback)
 
     # ------------------------------------------------------------ acks
@@ -391,8 +372,8 @@ class BlockingChannel(ConfirmTracker):
 
         :raises DuplicateConsumerTag: the tag is in use on this channel
         """
-        _require_str(queue, "queue")
-        _require_callable(on_message_callback, "on_message_callback")
+        require_str(queue, "queue")
+        require_callable(on_message_callback, "on_message_callback")
         return self._consume(queue, auto_ack, exclusive, consumer_tag, arguments,
                              on_message_callback, None)
 
@@ -405,12 +386,12 @@ class BlockingChannel(ConfirmTracker):
         if not consumer_tag:
             consumer_tag = f"ctag{self._number}.{uuid.uuid4().hex}"
         else:
-            _require_str(consumer_tag, "consumer_tag")
+            require_str(consumer_tag, "consumer_tag")
         if consumer_tag in self._consumers:
             raise DuplicateConsumerTag(consumer_tag)
         method = spec.Basic.Consume(
             queue=queue, consumer_tag=consumer_tag, no_ack=bool(auto_ack),
-            exclusive=bool(exclusive), arguments=_require_arguments(arguments),
+            exclusive=bool(exclusive), arguments=require_arguments(arguments),
         )
         # registered first: deliveries may follow Consume-Ok in the same read
         self._consumers[consumer_tag] = _Consumer(consumer_tag, bool(auto_ack), callback, sink)
@@ -459,6 +440,8 @@ class BlockingChannel(ConfirmTracker):
             return []
         finally:
             self._consumers.pop(consumer_tag, None)
+            if self._generator is not None and self._generator.consumer_tag == consumer_tag:
+                self._generator = None
             self._connection._notify()
 
     def _take_pending(self, consumer: _Consumer) -> list[ev.Delivery]:
@@ -530,8 +513,8 @@ class BlockingChannel(ConfirmTracker):
         :raises ValueError: a consumer generator with other parameters exists
         :raises ChannelClosedByBroker: the broker closed this channel
         """
-        _require_str(queue, "queue")
-        timeout = _require_timeout(inactivity_timeout, "inactivity_timeout")
+        require_str(queue, "queue")
+        timeout = require_timeout(inactivity_timeout, "inactivity_timeout")
         self._check_open()
         params = (queue, bool(auto_ack), bool(exclusive))
         generator = self._generator
@@ -603,200 +586,6 @@ class BlockingChannel(ConfirmTracker):
             self._generator = None
         return consumer.rejected if consumer is not None else 0
 
-    # ------------------------------------------------------------ get, qos, recover
-
-    def basic_get(
-        self, queue: str, auto_ack: bool = False
-    ) -> tuple[Any, spec.BasicProperties | None, bytes | None]:
-        """Fetch one message.
-
-        :returns: ``(spec.Basic.GetOk, properties, body)``, or
-            ``(None, None, None)`` when the queue is empty
-        """
-        _require_str(queue, "queue")
-        reply = self._rpc(spec.Basic.Get(queue=queue, no_ack=bool(auto_ack)))
-        if reply.method.INDEX == spec.Basic.GetOk.INDEX:
-            return reply.method, reply.properties, reply.body
-        return None, None, None
-
-    def basic_qos(self, prefetch_size: int = 0, prefetch_count: int = 0,
-                  global_qos: bool = False) -> None:
-        """Set the prefetch window (of this channel, or of the connection with ``global_qos``)."""
-        for name, value, limit in (
-            ("prefetch_size", prefetch_size, 2**32 - 1), ("prefetch_count", prefetch_count, 65535)
-        ):
-            if isinstance(value, bool) or not isinstance(value, int):
-                raise TypeError(f"{name} must be int, not {type(value).__name__}")
-            if not 0 <= value <= limit:
-                raise ValueError(f"{name} must be within 0..{limit}, got {value}")
-        self._rpc(spec.Basic.Qos(prefetch_size=prefetch_size, prefetch_count=prefetch_count,
-                                 global_qos=bool(global_qos)))
-
-    def basic_recover(self, requeue: bool = False) -> None:
-        """Ask the broker to redeliver every unacknowledged message of this channel."""
-        self._rpc(spec.Basic.Recover(requeue=bool(requeue)))
-
-    # ------------------------------------------------------------ exchanges
-
-    def exchange_declare(
-        self, exchange: str, exchange_type: str | ExchangeType = ExchangeType.direct,
-        passive: bool = False, durable: bool = False, auto_delete: bool = False,
-        internal: bool = False, arguments: Mapping[str, Any] | None = None,
-    ) -> frame.Method:
-        """Declare an exchange.
-
-        :returns: ``frame.Method`` whose ``method`` is ``spec.Exchange.DeclareOk``
-        """
-        _require_str(exchange, "exchange")
-        if isinstance(exchange_type, ExchangeType):
-            exchange_type = exchange_type.value
-        _require_str(exchange_type, "exchange_type")
-        return self._call(spec.Exchange.Declare(
-            exchange=exchange, type=exchange_type, passive=bool(passive), durable=bool(durable),
-            auto_delete=bool(auto_delete), internal=bool(internal),
-            arguments=_require_arguments(arguments),
-        ))
-
-    def exchange_delete(self, exchange: str | None = None, if_unused: bool = False) -> frame.Method:
-        """Delete an exchange.
-
-        :returns: ``frame.Method`` whose ``method`` is ``spec.Exchange.DeleteOk``
-        """
-        exchange = "" if exchange is None else exchange
-        _require_str(exchange, "exchange")
-        return self._call(spec.Exchange.Delete(exchange=exchange, if_unused=bool(if_unused)))
-
-    def exchange_bind(self, destination: str, source: str, routing_key: str = "",
-                      arguments: Mapping[str, Any] | None = None) -> frame.Method:
-        """Bind exchange ``destination`` to exchange ``source``.
-
-        :returns: ``frame.Method`` whose ``method`` is ``spec.Exchange.BindOk``
-        """
-        _require_str(destination, "destination")
-        _require_str(source, "source")
-        _require_str(routing_key, "routing_key")
-        return self._call(spec.Exchange.Bind(
-            destination=destination, source=source, routing_key=routing_key,
-            arguments=_require_arguments(arguments),
-        ))
-
-    def exchange_unbind(self, destination: str | None = None, source: str | None = None,
-                        routing_key: str = "",
-                        arguments: Mapping[str, Any] | None = None) -> frame.Method:
-        """Remove an exchange-to-exchange binding.
-
-        :returns: ``frame.Method`` whose ``method`` is ``spec.Exchange.UnbindOk``
-        """
-        destination = "" if destination is None else destination
-        source = "" if source is None else source
-        _require_str(destination, "destination")
-        _require_str(source, "source")
-        _require_str(routing_key, "routing_key")
-        return self._call(spec.Exchange.Unbind(
-            destination=destination, source=source, routing_key=routing_key,
-            arguments=_require_arguments(arguments),
-        ))
-
-    # ------------------------------------------------------------ queues
-
-    def queue_declare(
-        self, queue: str, passive: bool = False, durable: bool = False,
-        exclusive: bool = False, auto_delete: bool = False,
-        arguments: Mapping[str, Any] | None = None,
-    ) -> frame.Method:
-        """Declare a queue (``""``: the broker names it; read ``result.method.queue``).
-
-        :returns: ``frame.Method`` whose ``method`` is ``spec.Queue.DeclareOk``
-        """
-        _require_str(queue, "queue")
-        return self._call(spec.Queue.Declare(
-            queue=queue, passive=bool(passive), durable=bool(durable),
-            exclusive=bool(exclusive), auto_delete=bool(auto_delete),
-            arguments=_require_arguments(arguments),
-        ))
-
-    def queue_delete(self, queue: str, if_unused: bool = False,
-                     if_empty: bool = False) -> frame.Method:
-        """Delete a queue.
-
-        :returns: ``frame.Method`` whose ``method`` is ``spec.Queue.DeleteOk``
-        """
-        _require_str(queue, "queue")
-        return self._call(spec.Queue.Delete(queue=queue, if_unused=bool(if_unused),
-                                            if_empty=bool(if_empty)))
-
-    def queue_purge(self, queue: str) -> frame.Method:
-        """Remove every ready message from a queue.
-
-        :returns: ``frame.Method`` whose ``method`` is ``spec.Queue.PurgeOk``
-        """
-        _require_str(queue, "queue")
-        return self._call(spec.Queue.Purge(queue=queue))
-
-    def queue_bind(self, queue: str, exchange: str, routing_key: str | None = None,
-                   arguments: Mapping[str, Any] | None = None) -> frame.Method:
-        """Bind a queue to an exchange (the routing key defaults to the queue name).
-
-        :returns: ``frame.Method`` whose ``method`` is ``spec.Queue.BindOk``
-        """
-        _require_str(queue, "queue")
-        _require_str(exchange, "exchange")
-        routing_key = queue if routing_key is None else routing_key
-        _require_str(routing_key, "routing_key")
-        return self._call(spec.Queue.Bind(
-            queue=queue, exchange=exchange, routing_key=routing_key,
-            arguments=_require_arguments(arguments),
-        ))
-
-    def queue_unbind(self, queue: str, exchange: str | None = None,
-                     routing_key: str | None = None,
-                     arguments: Mapping[str, Any] | None = None) -> frame.Method:
-        """Remove a queue binding (the routing key defaults to the queue name).
-
-        :returns: ``frame.Method`` whose ``method`` is ``spec.Queue.UnbindOk``
-        """
-        _require_str(queue, "queue")
-        exchange = "" if exchange is None else exchange
-        _require_str(exchange, "exchange")
-        routing_key = queue if routing_key is None else routing_key
-        _require_str(routing_key, "routing_key")
-        return self._call(spec.Queue.Unbind(
-            queue=queue, exchange=exchange, routing_key=routing_key,
-            arguments=_require_arguments(arguments),
-        ))
-
-    # ------------------------------------------------------------ flow, tx
-
-    def flow(self, active: bool) -> bool:
-        """Ask the broker to pause (False) or resume (True) deliveries on this channel.
-
-        :returns: the ``active`` flag of the broker's Channel.FlowOk
-        """
-        if not isinstance(active, bool):
-            raise TypeError(f"active must be bool, not {type(active).__name__}")
-        return bool(self._rpc(spec.Channel.Flow(active=active)).method.active)
-
-    def tx_select(self) -> frame.Method:
-        """Put the channel in transaction mode.
-
-        :returns: ``frame.Method`` whose ``method`` is ``spec.Tx.SelectOk``
-        """
-        return self._call(spec.Tx.Select())
-
-    def tx_commit(self) -> frame.Method:
-        """Commit the current transaction.
-
-        :returns: ``frame.Method`` whose ``method`` is ``spec.Tx.CommitOk``
-        """
-        return self._call(spec.Tx.Commit())
-
-    def tx_rollback(self) -> frame.Method:
-        """Roll the current transaction back.
-
-        :returns: ``frame.Method`` whose ``method`` is ``spec.Tx.RollbackOk``
-        """
-        return self._call(spec.Tx.Rollback())
-
     # ------------------------------------------------------------ close
 
     def close(self, reply_code: int = 0, reply_text: str = "Normal shutdown") -> None:
@@ -806,7 +595,7 @@ class BlockingChannel(ConfirmTracker):
         """
         if isinstance(reply_code, bool) or not isinstance(reply_code, int):
             raise TypeError(f"reply_code must be int, not {type(reply_code).__name__}")
-        _require_str(reply_text, "reply_text")
+        require_str(reply_text, "reply_text")
         self._check_open()
         try:
             self._begin_close(reply_code, reply_text)

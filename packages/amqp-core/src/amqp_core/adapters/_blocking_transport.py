@@ -31,6 +31,7 @@ timeout.  Closing is idempotent and safe against a concurrent :meth:`wake`.
 from __future__ import annotations
 
 import errno
+import logging
 import selectors
 import socket
 import ssl
@@ -48,6 +49,8 @@ from .utils.connection_workflow import (
 )
 
 __all__ = ["FLUSH_THRESHOLD", "READ_SIZE", "SocketTransport", "TransportClosed", "open_socket"]
+
+LOGGER = logging.getLogger("amqp_core.adapters.blocking_connection")
 
 #: Bytes asked for per ``recv`` (and the most read from a TLS socket per poll).
 READ_SIZE: Final = 256 * 1024
@@ -114,7 +117,10 @@ def open_socket(
             ) from error
         set_nodelay(sock)
         if params.tcp_options:
-            apply_tcp_options(sock, params.tcp_options)
+            try:
+                apply_tcp_options(sock, params.tcp_options)
+            except (OSError, ValueError) as error:  # the kernel refused one: go on without
+                LOGGER.warning("Could not apply tcp_options %r: %s", params.tcp_options, error)
         if params.ssl_options is not None:
             sock = _wrap_tls(sock, params, deadline)
         sock.settimeout(None)

@@ -656,7 +656,7 @@ class SelectEventLoop:
 
     def call_later(self, delay: float, callback: Callback) -> TimerHandle:
         """Run ``callback`` after ``delay`` seconds; a negative delay counts as 0."""
-        if isinstance(delay, int | float) and delay < 0:
+        if isinstance(delay, (int, float)) and delay < 0:
             delay = 0.0
         return self.ioloop.call_later(delay, callback)
 

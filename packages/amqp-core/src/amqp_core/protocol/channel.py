@@ -19,6 +19,7 @@ nothing.  Three jobs:
 
 from __future__ import annotations
 
+import struct
 from collections import deque
 from typing import Any
 
@@ -33,6 +34,10 @@ from ..exceptions import (
 from .states import ChannelState
 
 _EMPTY_BODY = b""
+_BODY_SIZE = struct.Struct(">Q")
+_BasicProperties = spec.BasicProperties
+#: decode fills every property, so the constructor's defaults are skipped
+_new_properties = _BasicProperties.__new__
 
 
 class ContentAssembler:
@@ -70,18 +75,20 @@ class ContentAssembler:
         :raises RemoteSyntaxError: a property list that cannot be decoded
         """
         if self.properties is not None:
-            raise RemoteUnexpectedFrame(spec.UNEXPECTED_FRAME, "second content header for a message")
+            raise RemoteUnexpectedFrame(
+                spec.UNEXPECTED_FRAME, "second content header for a message"
+            )
         if len(payload) < 14:
             # fix: was RemoteBodyTooLong, which says the opposite of what went wrong
             raise RemoteFrameError(spec.FRAME_ERROR, "content header frame too short")
-        body_size = int.from_bytes(payload[4:12], "big")
+        body_size = _BODY_SIZE.unpack_from(payload, 4)[0]
         if body_size > self.max_body_size:
             raise RemoteBodyTooLong(
                 spec.FRAME_ERROR,
                 f"announced body of {body_size} bytes exceeds the limit of {self.max_body_size}",
             )
         try:
-            properties = spec.BasicProperties().decode(payload, 12)
+            properties = _new_properties(_BasicProperties).decode(payload, 12)
         except ProtocolSyntaxError as error:
             # fix: a malformed property list escaped as InvalidFrameError, which is not a
             # RemoteProtocolError, so the core neither queued Connection.Close nor closed
@@ -117,13 +124,13 @@ class ContentAssembler:
         if not chunks:
             body = _EMPTY_BODY
         elif len(chunks) == 1:
-            body = chunks[0]
+            body = chunks.pop()
         else:
             body = b"".join(chunks)
+            chunks.clear()
         result = (self.method, self.properties, body)
         self.method = None
         self.properties = None
-        self._chunks = []
         assert result[1] is not None
         return result  # type: ignore[return-value]
 

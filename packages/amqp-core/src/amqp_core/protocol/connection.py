@@ -92,15 +92,21 @@ DEFAULT_MAX_BODY_SIZE: Final = 512 * 1024 * 1024
 
 _METHOD_ID = struct.Struct(">HH")
 _PUBLISH_PREFIX = struct.Struct(">BHIHHH")
-_HEADER_EMPTY = struct.Struct(">BHIHHQH")
+#: an empty-properties header frame, its frame-end and the header of one body frame
+_EMPTY_HEADER_AND_BODY = struct.Struct(">BHIHHQHBBHI")
+#: a header frame's frame-end and the header of one body frame
+_END_AND_BODY_HEADER = struct.Struct(">BBHI")
 _HEADER_PREFIX = struct.Struct(">BHIHHQ")
-_ACK = struct.Struct(">BHIHHQB")
+#: a whole Basic.Ack / Nack / Reject frame, frame-end included
+_ACK = struct.Struct(">BHIHHQBB")
 _BASIC_ACK_ID = (60, 80)
 _BASIC_NACK_ID = (60, 120)
 _BASIC_REJECT_ID = (60, 90)
 _PUBLISH_CACHE_LIMIT = 512
 
 _DELIVER = spec.Basic.Deliver.INDEX
+_CLOSED = ConnectionState.CLOSED
+_AWAIT_START = ConnectionState.AWAIT_START
 _CONNECTION_CLASS_ID = 10
 
 HeartbeatSetting = int | None | Callable[[int], int]
@@ -162,7 +168,7 @@ class Connection:
         self._error: Exception | None = None
         self._eof = False
         self._heartbeat: HeartbeatMonitor | None = None
-        self._publish_cache: dict[tuple[str, str, bool, bool], bytes] = {}
+        self._publish_cache: dict[tuple[int, str, str, bool, bool], bytes] = {}
         self._start: Any = None
         #: channels closed by the peer while our own Channel.Close was on the wire: the
         #: peer answers that Close too (RabbitMQ does), so one Close-Ok is still due
@@ -232,7 +238,9 @@ class Connection:
             return b""
         self._out = []
         self._out_size = 0
-        if self._heartbeat is not None:
+        if self._heartbeat is not None and (len(out) > 1 or out[0] is not HEARTBEAT_FRAME):
+            # our own heartbeat does not count as traffic, so an idle connection
+            # beats every half interval rather than every other tick
             self._heartbeat.sent = True
         return b"".join(out)
 
@@ -268,19 +276,21 @@ class Connection:
             return events.popleft()
         if self._error is not None:
             raise self._error
-        reader = self._reader
+        next_frame = self._reader.next_frame
+        dispatch = self._dispatch_frame
         while True:
-            if self.state is ConnectionState.CLOSED:
+            state = self.state
+            if state is _CLOSED:
                 return ev.NEED_DATA
-            if self.state is ConnectionState.AWAIT_START and not self._check_peer_header():
+            if state is _AWAIT_START and not self._check_peer_header():
                 if events:
                     return events.popleft()
                 return self._need_data()
             try:
-                frame = reader.next_frame()
+                frame = next_frame()
                 if frame is None:
                     return self._need_data()
-                self._dispatch_frame(*frame)
+                dispatch(*frame)
             except RemoteProtocolError as error:
                 self._protocol_failure(error)
             if events:
@@ -383,50 +393,59 @@ class Connection:
             raise AssertionError("unreachable")
         if type(body) is not bytes:
             body = _coerce_body(body)
-        key = (exchange, routing_key, mandatory, immediate)
-        method_tail = self._publish_cache.get(key)
-        if method_tail is None:
+        # the whole method frame is cached per (channel, exchange, routing key, flags)
+        key = (channel_number, exchange, routing_key, mandatory, immediate)
+        method_frame = self._publish_cache.get(key)
+        if method_frame is None:
             method_tail = _encode_publish_tail(exchange, routing_key, mandatory, immediate)
+            method_frame = (
+                _PUBLISH_PREFIX.pack(1, channel_number, len(method_tail) + 5, 60, 40, 0)
+                + method_tail
+            )
             if len(self._publish_cache) >= _PUBLISH_CACHE_LIMIT:
                 self._publish_cache.clear()
-            self._publish_cache[key] = method_tail
+            self._publish_cache[key] = method_frame
         body_size = len(body)
-        frame_max = self.frame_max
         # fix: an empty body took the fast path and was sent as one empty body frame; a
         # zero-size body has no body frames (our own reader refuses such a frame with 505)
-        fast = properties is None and 0 < body_size <= frame_max - 8
-        pieces: list[bytes] = []
-        if not fast:
+        one_frame = 0 < body_size <= self.frame_max - 8
+        out = self._out
+        if properties is None:
+            if one_frame:
+                # the common case: no properties, one body frame; one pack for the header
+                # frame and the body frame's header
+                out.append(method_frame)
+                out.append(
+                    _EMPTY_HEADER_AND_BODY.pack(
+                        2, channel_number, 14, 60, 0, body_size, 0, 0xCE, 3, channel_number,
+                        body_size,
+                    )
+                )
+                out.append(body)
+                out.append(FRAME_END)
+                self._out_size += len(method_frame) + body_size + 30
+            else:
+                self._queue_content(method_frame, channel_number, b"\x00\x00", body)
+        else:
             # fix: the properties used to be checked and encoded after the method frame was
             # queued, so a bad ``properties`` raised with half a message in the outbound buffer
-            if properties is None:
-                payload = b"\x00\x00"
+            if not isinstance(properties, spec.BasicProperties):
+                raise TypeError(
+                    f"properties must be BasicProperties, not {type(properties).__name__}"
+                )
+            payload = b"".join(properties.encode())
+            if one_frame:
+                out.append(method_frame)
+                out.append(
+                    _HEADER_PREFIX.pack(2, channel_number, 12 + len(payload), 60, 0, body_size)
+                )
+                out.append(payload)
+                out.append(_END_AND_BODY_HEADER.pack(0xCE, 3, channel_number, body_size))
+                out.append(body)
+                out.append(FRAME_END)
+                self._out_size += len(method_frame) + len(payload) + body_size + 28
             else:
-                if not isinstance(properties, spec.BasicProperties):
-                    raise TypeError(
-                        "properties must be BasicProperties, not "
-                        f"{type(properties).__name__}"
-                    )
-                payload = b"".join(properties.encode())
-            pieces = encode_content(channel_number, 60, payload, body, frame_max)
-        out = self._out
-        out.append(
-            _PUBLISH_PREFIX.pack(1, channel_number, len(method_tail) + 5, 60, 40, 0)
-        )
-        out.append(method_tail)
-        if fast:
-            # the common case: no properties, one body frame
-            out.append(
-                _HEADER_EMPTY.pack(2, channel_number, 14, 60, 0, body_size, 0)
-                + b"\xce"
-                + FRAME_HEADER.pack(3, channel_number, body_size)
-            )
-            out.append(body)
-            out.append(FRAME_END)
-            self._out_size += body_size + len(method_tail) + 43
-        else:
-            out.extend(pieces)
-            self._out_size += sum(len(piece) for piece in pieces) + len(method_tail) + 13
+                self._queue_content(method_frame, channel_number, payload, body)
         if record.in_confirm_mode:
             sequence = record.next_publish_seq
             record.next_publish_seq = sequence + 1
@@ -487,7 +506,9 @@ class Connection:
         """Queue Connection.UpdateSecret; ``UpdateSecretOk`` follows."""
         self._require_open()
         self._queue(
-            encode_method_frame(0, spec.Connection.UpdateSecret(new_secret=new_secret, reason=reason))
+            encode_method_frame(
+                0, spec.Connection.UpdateSecret(new_secret=new_secret, reason=reason)
+            )
         )
 
     # ------------------------------------------------------------ internals: output
@@ -495,6 +516,16 @@ class Connection:
     def _queue(self, data: bytes) -> None:
         self._out.append(data)
         self._out_size += len(data)
+
+    def _queue_content(
+        self, method_frame: bytes, channel_number: int, properties_payload: bytes, body: bytes
+    ) -> None:
+        """Queue a publish's method frame, header frame and any number of body frames."""
+        pieces = encode_content(channel_number, 60, properties_payload, body, self.frame_max)
+        out = self._out
+        out.append(method_frame)
+        out.extend(pieces)
+        self._out_size += len(method_frame) + sum(len(piece) for piece in pieces)
 
     def _queue_ack(self, channel_number: int, ids: tuple[int, int], tag: int, bits: int) -> None:
         record = self._channels.get(channel_number)
@@ -504,8 +535,7 @@ class Connection:
             if isinstance(tag, bool) or not isinstance(tag, int):
                 raise TypeError(f"delivery_tag must be int, not {type(tag).__name__}")
             raise ValueError(f"delivery_tag {tag} is outside 0..2**64-1")
-        frame = _ACK.pack(1, channel_number, 13, ids[0], ids[1], tag, bits) + FRAME_END
-        self._out.append(frame)
+        self._out.append(_ACK.pack(1, channel_number, 13, ids[0], ids[1], tag, bits, 0xCE))
         self._out_size += 22
 
     # ------------------------------------------------------------ internals: checks
@@ -612,18 +642,22 @@ class Connection:
         return False
 
     def _dispatch_frame(self, frame_type: int, channel_number: int, payload: bytes) -> None:
+        # hot path: the record lookups are inlined; the helpers only run to raise
         if frame_type == 1:
             if len(payload) < 4:
                 raise RemoteFrameError(spec.FRAME_ERROR, "method frame shorter than 4 bytes")
             class_id, method_id = _METHOD_ID.unpack_from(payload)
             index = (class_id << 16) | method_id
             if index == _DELIVER and channel_number:
-                record = self._receiving_record(channel_number)
-                if record.content.active:
+                record = self._channels.get(channel_number)
+                if record is None:
+                    record = self._receiving_record(channel_number)
+                content = record.content
+                if content.method is not None:
                     raise RemoteUnexpectedFrame(
                         spec.UNEXPECTED_FRAME, "method frame inside a content body"
                     )
-                record.content.start(_decode_method(index, payload))
+                content.start(_decode_method(index, payload))
                 return
             method = _decode_method(index, payload)
             if channel_number == 0:
@@ -631,11 +665,15 @@ class Connection:
             else:
                 self._on_channel_method(channel_number, index, method)
         elif frame_type == 3:
-            record = self._content_record(channel_number)
+            record = self._channels.get(channel_number)
+            if record is None or record.content.method is None:
+                record = self._content_record(channel_number)
             if record.content.on_body(payload):
                 self._content_complete(record)
         elif frame_type == 2:
-            record = self._content_record(channel_number)
+            record = self._channels.get(channel_number)
+            if record is None or record.content.method is None:
+                record = self._content_record(channel_number)
             if record.content.on_header(payload):
                 self._content_complete(record)
         elif frame_type == 8:
@@ -767,6 +805,14 @@ class Connection:
         )
 
     def _on_tune(self, tune: Any) -> None:
+        if 0 < tune.frame_max < spec.FRAME_MIN_SIZE:
+            # fix: a proposal under the protocol minimum was accepted, and a frame_max of 8 or
+            # less made encode_content drop every body (or raise ValueError); RabbitMQ answers
+            # the same fault from a client with 530
+            raise RemoteProtocolError(
+                spec.NOT_ALLOWED,
+                f"broker proposed frame_max={tune.frame_max} < {spec.FRAME_MIN_SIZE} min size",
+            )
         self.channel_max = _negotiate(self._proposed_channel_max, tune.channel_max) or 65535
         self.frame_max = _negotiate(self._proposed_frame_max, tune.frame_max)
         setting = self._heartbeat_setting
@@ -817,7 +863,8 @@ class Connection:
             new_state = next_channel_state(record.state, index)
             if new_state is None:
                 raise RemoteUnexpectedFrame(
-                    spec.UNEXPECTED_FRAME, f"Channel.OpenOk on channel {channel_number} already open"
+                    spec.UNEXPECTED_FRAME,
+                    f"Channel.OpenOk on channel {channel_number} already open",
                 )
             if record.state is ChannelState.OPENING:
                 record.state = new_state
@@ -857,7 +904,8 @@ class Connection:
             record.consumers.add(method.consumer_tag)
         elif method.INDEX == spec.Basic.CancelOk.INDEX:
             record.consumers.discard(method.consumer_tag)
-        if record.rpc_queue:
+        if record.rpc_queue and self.state is ConnectionState.OPEN:
+            # after our Connection.Close nothing but Close-Ok may follow on the wire
             next_request, frame = record.rpc_queue.popleft()
             record.rpc_in_flight = next_request
             self._queue(frame)
@@ -923,7 +971,9 @@ def _decode_method(index: int, payload: bytes) -> Any:
         ) from None
 
 
-def _encode_publish_tail(exchange: str, routing_key: str, mandatory: bool, immediate: bool) -> bytes:
+def _encode_publish_tail(
+    exchange: str, routing_key: str, mandatory: bool, immediate: bool
+) -> bytes:
     """Basic.Publish arguments after ticket, plus nothing else (frame-end comes with the header)."""
     if not isinstance(exchange, str):
         raise TypeError(f"exchange must be str, not {type(exchange).__name__}")

@@ -121,7 +121,10 @@ class RpcReply(Event):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class MethodReceived(Event):
-    """A method the broker sent on its own: Basic.Ack/Nack (confirms), Basic.Cancel, Channel.Flow."""
+    """A method the broker sent on its own.
+
+    Basic.Ack/Nack (publisher confirms), Basic.Cancel, Channel.Flow.
+    """
 
     channel_number: int
     method: Any

@@ -149,7 +149,9 @@ class FrameReader:
         if end >= len(buffer):
             return None
         if buffer[end] != FRAME_END_BYTE:
-            raise RemoteFrameError(spec.FRAME_ERROR, f"frame-end octet was {buffer[end]:#04x}, expected 0xce")
+            raise RemoteFrameError(
+                spec.FRAME_ERROR, f"frame-end octet was {buffer[end]:#04x}, expected 0xce"
+            )
         self._position = end + 1
         return frame_type, channel, buffer[position + 7 : end]
 

@@ -31,6 +31,7 @@ __all__ = [
     "AMQPConnectionWorkflow",
     "AMQPConnectionWorkflowAborted",
     "AMQPConnectionWorkflowFailed",
+    "AMQPConnectionWorkflowWrongState",
     "AMQPConnector",
     "AMQPConnectorAMQPHandshakeError",
     "AMQPConnectorAborted",
@@ -100,6 +101,10 @@ class AMQPConnectorAMQPHandshakeError(AMQPConnectorPhaseErrorBase):
 
 class AMQPConnectionWorkflowAborted(AMQPConnectorException):
     """The workflow was aborted."""
+
+
+class AMQPConnectionWorkflowWrongState(AMQPConnectorException):
+    """A workflow operation was requested in the wrong state (pika's class)."""
 
 
 class AMQPConnectionWorkflowFailed(AMQPConnectorException):
@@ -207,6 +212,8 @@ class AMQPConnectionWorkflow(AbstractAMQPConnectionWorkflow):
         self._addresses: list[tuple[Any, ...]] = []
         self._connector: AMQPConnector | None = None
         self._pending: TimerHandle | None = None
+        self._started = False
+        self._done = False  # completion reported, or abort() called
 
     def set_io_services(self, loop: EventLoop) -> None:
         """Give the workflow its loop (pika's name for this step)."""
@@ -216,7 +223,7 @@ class AMQPConnectionWorkflow(AbstractAMQPConnectionWorkflow):
               connector_factory: Callable[[], AMQPConnector], native_loop: Any,
               on_done: OnWorkflowDone) -> None:
         """Start the workflow."""
-        if self._on_done is not None:
+        if self._started:
             raise AMQPConnectorWrongState("workflow already started")
         configs = list(connection_configs)
         if not configs:
@@ -231,11 +238,26 @@ class AMQPConnectionWorkflow(AbstractAMQPConnectionWorkflow):
         self._configs = configs
         self._connector_factory = connector_factory
         self._on_done = on_done
+        self._started = True
         self._attempts_left = configs[-1].connection_attempts
         self._pending = self._loop.call_soon(self._start_cycle)
 
     def abort(self) -> None:
-        """Stop; ``on_done`` gets :class:`AMQPConnectionWorkflowAborted`."""
+        """Stop; ``on_done`` gets :class:`AMQPConnectionWorkflowAborted` from the loop.
+
+        :raises AMQPConnectorWrongState: before :meth:`start`, or after completion was
+            reported (as in pika)
+        """
+        # Fix (pika compatibility): abort() used to be silently ignored in the wrong state,
+        # and called on_done synchronously, from inside abort(); pika raises, and reports
+        # the abort from the loop, so the caller never re-enters its own callback.
+        if not self._started:
+            raise AMQPConnectorWrongState("Cannot abort before starting.")
+        if self._done:
+            if self._on_done is None:
+                raise AMQPConnectorWrongState("Cannot abort after completion was reported")
+            return  # already aborting
+        self._done = True
         if self._pending is not None:
             self._pending.cancel()
             self._pending = None
@@ -243,11 +265,18 @@ class AMQPConnectionWorkflow(AbstractAMQPConnectionWorkflow):
             connector, self._connector = self._connector, None
             connector._on_done = None
             connector.abort()
-        self._finish(AMQPConnectionWorkflowAborted())
+        assert self._loop is not None
+        self._loop.call_soon(lambda: self._report(AMQPConnectionWorkflowAborted()))
 
     # ------------------------------------------------------------ internals
 
     def _finish(self, result: Any) -> None:
+        if self._done:
+            return  # aborted meanwhile: the abort is what gets reported
+        self._done = True
+        self._report(result)
+
+    def _report(self, result: Any) -> None:
         done, self._on_done = self._on_done, None
         if done is not None:
             done(result)
@@ -271,7 +300,7 @@ class AMQPConnectionWorkflow(AbstractAMQPConnectionWorkflow):
 
     def _on_resolved(self, result: Any) -> None:
         self._pending = None
-        if self._on_done is None:
+        if self._done or self._on_done is None:
             return
         params = self._configs[self._config_index]
         if isinstance(result, BaseException):
@@ -299,7 +328,7 @@ class AMQPConnectionWorkflow(AbstractAMQPConnectionWorkflow):
 
     def _on_connector_done(self, result: Any) -> None:
         self._connector = None
-        if self._on_done is None:
+        if self._done or self._on_done is None:
             return
         if not isinstance(result, BaseException):
             self._finish(result)
