@@ -14,6 +14,7 @@ import os
 from collections.abc import Iterator
 
 import pytest
+
 from amqp_core.testing.broker import ExternalBroker, PrivateBroker, ensure_installed
 
 Broker = PrivateBroker | ExternalBroker

@@ -12,6 +12,7 @@ import struct
 import time
 
 import pytest
+
 from amqp_core.testing.broker import (
     DEFAULT_MEMORY_WATERMARK,
     ExternalBroker,

@@ -22,13 +22,12 @@ and calls the close callbacks with it.
 from __future__ import annotations
 
 import logging
-import platform
 import ssl
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from . import exceptions, frame, spec
-from ._version import __version__ as _version
+from ._core_factory import new_core
 from .adapters.utils import connection_workflow as workflow
 from .exceptions import (
     AMQPConnectionError,
@@ -49,8 +48,6 @@ if TYPE_CHECKING:
     from .channel import Channel
 
 LOGGER = logging.getLogger(__name__)
-
-PRODUCT = "amqp-core"
 
 AttemptDone = Callable[[Exception | None], None]
 
@@ -330,44 +327,7 @@ class Connection:
     # ------------------------------------------------------------ attempts
 
     def _new_core(self) -> CoreConnection:
-        params = self.params
-        heartbeat = params.heartbeat
-        if callable(heartbeat):
-            user_callable = heartbeat
-
-            def heartbeat_setting(server_value: int) -> int:
-                return int(user_callable(self, server_value))
-
-            setting: Any = heartbeat_setting
-        else:
-            setting = heartbeat
-        return CoreConnection(
-            credentials=params.credentials,
-            virtual_host=params.virtual_host,
-            client_properties=self._client_properties(),
-            channel_max=params.channel_max,
-            frame_max=params.frame_max,
-            heartbeat=setting,
-            locale=params.locale,
-        )
-
-    def _client_properties(self) -> dict[str, Any]:
-        properties: dict[str, Any] = {
-            "product": PRODUCT,
-            "platform": f"Python {platform.python_version()}",
-            "capabilities": {
-                "authentication_failure_close": True,
-                "basic.nack": True,
-                "connection.blocked": True,
-                "consumer_cancel_notify": True,
-                "publisher_confirms": True,
-            },
-            "information": "A pika-compatible AMQP 0-9-1 client",
-            "version": _version,
-        }
-        if self.params.client_properties:
-            properties.update(self.params.client_properties)
-        return properties
+        return new_core(self.params, lambda: self)
 
     def _start_attempt(
         self, sockaddr: tuple[Any, ...], family: int, on_done: AttemptDone

@@ -296,7 +296,8 @@ class NackError(AMQPChannelError):
         self.messages = messages
 
     def __repr__(self) -> str:
-        return f"{self.__class__.__name__}: {len(self.messages)} unroutable messages returned by broker"
+        count = len(self.messages)
+        return f"{self.__class__.__name__}: {count} unroutable messages returned by broker"
 
 
 class InvalidChannelNumber(LocalProtocolError):
@@ -329,7 +330,10 @@ class ProtocolVersionMismatch(ProtocolSyntaxError):
     def __repr__(self) -> str:
         first = self.args[0] if self.args else None
         second = self.args[1] if len(self.args) > 1 else None
-        return f"{self.__class__.__name__}: Protocol versions did not match: {first!r} vs {second!r}"
+        return (
+            f"{self.__class__.__name__}: Protocol versions did not match: "
+            f"{first!r} vs {second!r}"
+        )
 
 
 class BodyTooLongError(ProtocolSyntaxError):
@@ -355,7 +359,8 @@ class InvalidFieldTypeException(ProtocolSyntaxError):
     """A field table carried a type tag this library does not know."""
 
     def __repr__(self) -> str:
-        return f"{self.__class__.__name__}: Unsupported field kind {self.args[0] if self.args else ''}"
+        kind = self.args[0] if self.args else ""
+        return f"{self.__class__.__name__}: Unsupported field kind {kind}"
 
 
 class UnsupportedAMQPFieldException(ProtocolSyntaxError):

@@ -33,23 +33,17 @@ transport's wake pipe, so a connection blocked in ``select`` wakes at once.
 from __future__ import annotations
 
 import logging
-import platform
 import socket
 import time
 import weakref
 from collections.abc import Callable, Sequence
-from typing import Any, Final
+from typing import Any
 
-from .._version import __version__ as _version
+from .._core_factory import FINAL_HANDSHAKE_ERRORS, new_core
 from ..exceptions import (
     AMQPConnectionError,
-    AuthenticationError,
-    ConnectionClosedByBroker,
     ConnectionClosedByClient,
-    ConnectionOpenAborted,
     ConnectionWrongStateError,
-    ProbableAccessDeniedError,
-    ProbableAuthenticationError,
 )
 from ..parameters import ConnectionParameters, Parameters
 from ..protocol import Connection as CoreConnection
@@ -62,38 +56,6 @@ from .utils.connection_workflow import AMQPConnectorException, AMQPConnectorStac
 __all__ = ["BlockingChannel", "BlockingConnection", "ReturnedMessage"]
 
 LOGGER = logging.getLogger(__name__)
-
-PRODUCT: Final = "amqp-core"
-
-#: Handshake failures that another attempt cannot fix: the workflow stops at once.
-_FINAL_ERRORS: Final = (
-    ProbableAuthenticationError,
-    ProbableAccessDeniedError,
-    AuthenticationError,
-    ConnectionOpenAborted,
-    ConnectionClosedByBroker,
-)
-
-
-def _client_properties(params: Parameters) -> dict[str, Any]:
-    """The Start-Ok client properties: ours, then the application's on top."""
-    properties: dict[str, Any] = {
-        "product": PRODUCT,
-        "platform": f"Python {platform.python_version()}",
-        "capabilities": {
-            "authentication_failure_close": True,
-            "basic.nack": True,
-            "connection.blocked": True,
-            "consumer_cancel_notify": True,
-            "publisher_confirms": True,
-        },
-        "information": "A pika-compatible AMQP 0-9-1 client",
-        "version": _version,
-    }
-    if params.client_properties:
-        properties.update(params.client_properties)
-    return properties
-
 
 def _as_configs(parameters: Any) -> tuple[Parameters, ...]:
     if parameters is None:
@@ -202,7 +164,7 @@ class BlockingConnection(BlockingLoop):
                         ))
                     except AMQPConnectionError as failure:
                         LOGGER.info("Connection attempt to %s failed: %r", sockaddr, failure)
-                        if isinstance(failure, _FINAL_ERRORS):
+                        if isinstance(failure, FINAL_HANDSHAKE_ERRORS):
                             raise
                         errors.append(failure)
         LOGGER.error("Connection workflow failed: %r", errors[-1])
@@ -240,25 +202,8 @@ class BlockingConnection(BlockingLoop):
         LOGGER.info("Connection opened to %s:%s", params.host, params.port)
 
     def _new_core(self, params: Parameters) -> CoreConnection:
-        heartbeat = params.heartbeat
-        setting: Any = heartbeat
-        if callable(heartbeat):
-            user_callable = heartbeat
-            # weak: the finalizer keeps the core alive, the core must not keep us alive
-            connection = weakref.ref(self)
-
-            def setting(broker_value: int) -> int:
-                return int(user_callable(connection(), broker_value))
-
-        return CoreConnection(
-            credentials=params.credentials,
-            virtual_host=params.virtual_host,
-            client_properties=_client_properties(params),
-            channel_max=params.channel_max,
-            frame_max=params.frame_max,
-            heartbeat=setting,
-            locale=params.locale,
-        )
+        # weak: the finalizer keeps the core alive, the core must not keep us alive
+        return new_core(params, weakref.ref(self))
 
     # ------------------------------------------------------------ state
 

@@ -28,7 +28,7 @@ Callback = Callable[[], None]
 
 @runtime_checkable
 class TimerHandle(Protocol):
-    """A scheduled callback that can be cancelled (cancelling twice, or after it ran, is a no-op)."""
+    """A scheduled callback that can be cancelled (twice, or after it ran: a no-op)."""
 
     def cancel(self) -> None:
         """Cancel the callback if it has not run yet."""

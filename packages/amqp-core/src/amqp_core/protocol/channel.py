@@ -88,7 +88,10 @@ class ContentAssembler:
                 f"announced body of {body_size} bytes exceeds the limit of {self.max_body_size}",
             )
         try:
-            properties = _new_properties(_BasicProperties).decode(payload, 12)
+            if len(payload) == 14 and payload[12] == 0 and payload[13] == 0:
+                properties = _BasicProperties()  # no properties: what decode would give
+            else:
+                properties = _new_properties(_BasicProperties).decode(payload, 12)
         except ProtocolSyntaxError as error:
             # fix: a malformed property list escaped as InvalidFrameError, which is not a
             # RemoteProtocolError, so the core neither queued Connection.Close nor closed

@@ -63,7 +63,6 @@ from . import events as ev
 from .channel import ChannelRecord
 from .frames import (
     FRAME_END,
-    FRAME_HEADER,
     HEARTBEAT_FRAME,
     PROTOCOL_HEADER,
     FrameReader,

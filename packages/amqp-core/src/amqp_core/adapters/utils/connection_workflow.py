@@ -22,6 +22,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from ... import exceptions
+from ..._core_factory import FINAL_HANDSHAKE_ERRORS
 from ...io.contract import EventLoop, TimerHandle
 from ...parameters import Parameters
 
@@ -184,13 +185,6 @@ class AbstractAMQPConnectionWorkflow:
         raise NotImplementedError
 
 
-#: errors that another try cannot fix
-_FINAL_ERRORS = (
-    exceptions.ProbableAuthenticationError,
-    exceptions.ProbableAccessDeniedError,
-    exceptions.AuthenticationError,
-    exceptions.ConnectionOpenAborted,
-)
 
 
 class AMQPConnectionWorkflow(AbstractAMQPConnectionWorkflow):
@@ -337,9 +331,8 @@ class AMQPConnectionWorkflow(AbstractAMQPConnectionWorkflow):
         LOGGER.warning("Connection attempt failed: %r", result)
         cause = getattr(result, "exception", None)
         reached_amqp = isinstance(result, AMQPConnectorAMQPHandshakeError)
-        if isinstance(cause, _FINAL_ERRORS) or isinstance(
-            cause, exceptions.ConnectionClosedByBroker
-        ) or (reached_amqp and self._until_first_amqp_attempt):
+        until_first = reached_amqp and self._until_first_amqp_attempt
+        if isinstance(cause, FINAL_HANDSHAKE_ERRORS) or until_first:
             self._finish(AMQPConnectionWorkflowFailed(self._errors))
             return
         self._try_address()
