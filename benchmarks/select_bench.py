@@ -24,6 +24,10 @@ IOLoop and exclusive queue (deleted when the connection closes).  The scenarios:
     published when the previous one was delivered; latency is publish -> deliver, reported as
     p50 and p99.
 
+Beside each throughput is the client's own CPU time per message (``time.process_time`` over the
+timed window; the broker's CPU is not in it): on a busy machine, where the broker and the client
+compete for the same cores, it shows the client's cost better than the rate does.
+
 Each figure is the best of ``--repeats`` runs.  Every run is bounded by ``--timeout`` seconds;
 a run that times out is reported as such.  Figures, never assertions.
 """
@@ -68,6 +72,7 @@ class Run:
         self.url = url
         self.timeout = timeout
         self.result: Any = None
+        self.started = self.cpu_started = 0.0
         self.error: BaseException | None = None
         self.queue = f"bench-{lib.__name__}-{uuid.uuid4().hex[:12]}"
         self.channel: Any = None
@@ -119,6 +124,17 @@ class Run:
         else:
             self.connection.ioloop.stop()
 
+    def clock(self) -> None:
+        """Start the clocks: wall time and this process's CPU time."""
+        self.started = time.perf_counter()
+        self.cpu_started = time.process_time()
+
+    def throughput(self, count: int) -> tuple[float, float]:
+        """``(messages per second, client CPU microseconds per message)`` since :meth:`clock`."""
+        wall = time.perf_counter() - self.started
+        cpu = time.process_time() - self.cpu_started
+        return count / wall, cpu / count * 1e6
+
     def finish(self, result: Any) -> None:
         self.result = result
         self._close()
@@ -169,10 +185,10 @@ class PublishRun(Run):
         self.batch = batch
 
     def start(self) -> None:
-        started = time.perf_counter()
+        self.clock()
 
         def stored() -> None:
-            self.finish(self.count / (time.perf_counter() - started))
+            self.finish(self.throughput(self.count))
 
         self.publish_all(self.count, self.batch, lambda: self.wait_for_count(self.count, stored))
 
@@ -190,7 +206,7 @@ class ConfirmRun(Run):
         self.outstanding: collections.deque[int] = collections.deque()
         self.published = 0
         self.confirmed = 0
-        self.started = time.perf_counter()
+        self.clock()
         self._fill()
 
     def _fill(self) -> None:
@@ -219,7 +235,7 @@ class ConfirmRun(Run):
             outstanding.remove(tag)
         self.confirmed += before - len(outstanding)
         if self.confirmed >= self.count:
-            self.finish(self.count / (time.perf_counter() - self.started))
+            self.finish(self.throughput(self.count))
         else:
             self._fill()
 
@@ -251,9 +267,9 @@ class ConsumeRun(Run):
             ack(method.delivery_tag)
             received += 1
             if received == count:
-                self.finish(count / (time.perf_counter() - self.started))
+                self.finish(self.throughput(count))
 
-        self.started = time.perf_counter()
+        self.clock()
         self.channel.basic_consume(self.queue, on_message)
 
 
@@ -339,7 +355,10 @@ def main(argv: list[str] | None = None) -> int:
         def throughput(label: str, make: Callable[[ModuleType], Run]) -> None:
             found = measure(make, args.repeats, max, which)
             ours, theirs = found.get("ours"), found.get("pika")
-            rows.append([label, fmt_rate(ours), fmt_rate(theirs), ratio(ours, theirs)])
+            rate_ours, cpu_ours = ours if ours else (None, None)
+            rate_pika, cpu_pika = theirs if theirs else (None, None)
+            rows.append([label, fmt_rate(rate_ours), fmt_rate(rate_pika),
+                         ratio(rate_ours, rate_pika), fmt_rate(cpu_ours), fmt_rate(cpu_pika)])
             print(f"# {label}: done", file=sys.stderr, flush=True)
 
         if "a" in args.scenarios:
@@ -360,11 +379,11 @@ def main(argv: list[str] | None = None) -> int:
                 peer = theirs[index] * 1e6 if theirs else None
                 rows.append([f"(d) round trip {trips_n}x, {label} latency, us",
                              fmt_rate(mine), fmt_rate(peer),
-                             ratio(mine, peer, lower_is_better=True)])
+                             ratio(mine, peer, lower_is_better=True), "", ""])
             print("# (d) round trips: done", file=sys.stderr, flush=True)
     print_table(
         "SelectConnection, ours vs pika (ratio > 1 means ours is better)",
-        ["scenario", "ours", "pika", "ratio"],
+        ["scenario", "ours", "pika", "ratio", "ours CPU us/msg", "pika CPU us/msg"],
         rows,
     )
     return 0

@@ -171,7 +171,11 @@ def test_basic_get(run: Any, params: Any, unique: Any) -> None:
             ch = await conn.channel()
             await ch.queue_declare(queue, exclusive=True)
             assert await ch.basic_get(queue) is None
-            await ch.basic_publish("", queue, b"one", pika.BasicProperties(message_id="m1"))
+            published = ch.basic_publish("", queue, b"one", pika.BasicProperties(message_id="m1"))
+            # a plain method: queued at once; without confirms the awaitable is already done
+            assert not inspect.iscoroutinefunction(AsyncChannel.basic_publish)
+            assert isinstance(published, asyncio.Future) and published.done()
+            await published
             await ch.basic_publish("", queue, "two")  # str bodies are UTF-8
             first, second, third = await asyncio.gather(
                 ch.basic_get(queue), ch.basic_get(queue, auto_ack=True), ch.basic_get(queue)
@@ -552,3 +556,111 @@ def test_used_from_a_foreign_loop_raises(run: Any, thread_loop: asyncio.Abstract
         await ch.connection.close()
 
     asyncio.run_coroutine_threadsafe(asyncio.wait_for(close_there(), 20), thread_loop).result(30)
+
+
+# ---------------------------------------------------------------------------- back-pressure
+
+
+class _Upstream(asyncio.Protocol):
+    def __init__(self, client: Any) -> None:
+        self.client = client
+
+    def data_received(self, data: bytes) -> None:
+        self.client.write(data)
+
+    def connection_lost(self, exc: BaseException | None) -> None:
+        self.client.close()
+
+
+class StallableProxy(asyncio.Protocol):
+    """One client connection forwarded to the broker; pausing its reading stalls the client."""
+
+    def __init__(self, target: tuple[str, int], instances: list[StallableProxy]) -> None:
+        self.target = target
+        self.upstream: Any = None
+        self.transport: Any = None
+        self.pending: list[bytes] = []
+        self.opening: asyncio.Future[None] | None = None
+        instances.append(self)
+
+    def connection_made(self, transport: Any) -> None:
+        self.transport = transport
+        self.opening = asyncio.ensure_future(self._open_upstream())
+
+    async def _open_upstream(self) -> None:
+        loop = asyncio.get_running_loop()
+        self.upstream, _ = await loop.create_connection(
+            lambda: _Upstream(self.transport), *self.target
+        )
+        for data in self.pending:
+            self.upstream.write(data)
+
+    def data_received(self, data: bytes) -> None:
+        if self.upstream is None:
+            self.pending.append(data)
+        else:
+            self.upstream.write(data)
+
+    def connection_lost(self, exc: BaseException | None) -> None:
+        if self.upstream is not None:
+            self.upstream.close()
+
+
+def test_publishers_wait_while_the_transport_is_paused(run: Any, params: Any, broker: Any,
+                                                      unique: Any) -> None:
+    queue = unique("backpressure")
+    body = b"x" * (1 << 20)
+    count = 48
+
+    async def scenario() -> None:
+        loop = asyncio.get_running_loop()
+        proxies: list[StallableProxy] = []
+        server = await loop.create_server(
+            lambda: StallableProxy((broker.host, broker.port), proxies), "127.0.0.1", 0
+        )
+        port = server.sockets[0].getsockname()[1]
+        try:
+            async with connect(params(port=port)) as conn:
+                ch = await conn.channel()
+                await ch.queue_declare(queue, exclusive=True)
+                await ch.confirm_delivery()
+                (proxy,) = proxies
+                proxy.transport.pause_reading()  # the "broker" stops reading: buffers fill
+                futures = []
+                paused_at = None
+                for index in range(count):
+                    futures.append(ch.basic_publish("", queue, b"%03d" % index + body))
+                    await asyncio.sleep(0)  # let this turn's write happen
+                    if paused_at is None and conn.callback_connection.writing_paused:
+                        paused_at = index
+                assert paused_at is not None, "the transport never paused"
+                assert not futures[-1].done()  # waiting in the backlog (not even sent)
+                proxy.transport.resume_reading()
+                assert await asyncio.wait_for(asyncio.gather(*futures), 60) == [None] * count
+                assert not conn.callback_connection.writing_paused
+                for index in range(count):  # all there, in call order
+                    message = await ch.basic_get(queue, auto_ack=True)
+                    assert message is not None and message.body[:3] == b"%03d" % index
+        finally:
+            server.close()
+            await server.wait_closed()
+
+    run(scenario, timeout=120)
+
+
+def test_leaving_nested_blocks_while_the_connection_closes(run: Any, params: Any,
+                                                          unique: Any) -> None:
+    queue = unique("nested")
+
+    async def scenario() -> None:
+        async with connect(params()) as conn:
+            async with await conn.channel() as ch:
+                await ch.queue_declare(queue, exclusive=True)
+                async with ch.consume(queue):
+                    closing = asyncio.ensure_future(conn.close())
+                    await asyncio.sleep(0)  # the connection is closing now
+                # leaving the consumer and the channel only waits: no wrong-state error
+            await asyncio.wait_for(closing, 10)
+            assert ch.is_closed and conn.is_closed
+
+    run(scenario)

@@ -23,7 +23,7 @@ import threading
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import amqp_core as pika
@@ -135,7 +135,7 @@ class Harness:
                 )
                 raise LoopTimeout(
                     f"waited {timeout:g} s for {what!r} (count={count}); recorded so far: "
-                    f"{ {k: v for k, v in self.calls.items()} }"
+                    f"{dict(self.calls)}"
                 )
         if isinstance(condition, str):
             return self.calls[condition][count - 1]
@@ -148,21 +148,22 @@ class Harness:
             self._condition = None
             ioloop.stop()
 
+        poll_timers: list[Any] = []
+
         def recheck() -> None:
-            nonlocal poll_timer
             self._check()
             if self._condition is not None:
-                poll_timer = ioloop.call_later(CHECK_INTERVAL, recheck)
+                poll_timers[0] = ioloop.call_later(CHECK_INTERVAL, recheck)
 
         self._condition = predicate
         deadline_timer = ioloop.call_later(timeout, on_deadline)
-        poll_timer = ioloop.call_later(CHECK_INTERVAL, recheck)
+        poll_timers.append(ioloop.call_later(CHECK_INTERVAL, recheck))
         try:
             ioloop.start()
         finally:
             self._condition = None
             ioloop.remove_timeout(deadline_timer)
-            ioloop.remove_timeout(poll_timer)
+            ioloop.remove_timeout(poll_timers[0])
 
     def run_for(self, seconds: float) -> None:
         """Run the loop for ``seconds`` (callbacks fire meanwhile)."""
@@ -208,7 +209,6 @@ class Harness:
             on_close_callback=self.cb(f"{name}.close"),
             custom_ioloop=self.ioloop,
         )
-        conn._test_name = name  # type: ignore[attr-defined]
         self._connections.append(conn)
         self.wait(
             lambda: self.calls.get(f"{name}.open") or self.calls.get(f"{name}.open_error"),
@@ -218,7 +218,7 @@ class Harness:
             raise AssertionError(f"connection failed to open: {self.calls[f'{name}.open_error']}")
         return conn
 
-    def create_connection(self, configs: list[Parameters], name: str, **kwargs: Any) -> Any:
+    def create_connection(self, configs: Sequence[Parameters], name: str, **kwargs: Any) -> Any:
         """``SelectConnection.create_connection`` on this loop; ``on_done`` records under ``name``.
 
         A connection it produces is closed by :meth:`close`, even when the test failed.

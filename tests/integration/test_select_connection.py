@@ -242,8 +242,9 @@ def test_url_parameters_and_erase_on_connect(h: Harness, broker: Any) -> None:
     conn = h.connect(params_for(broker, credentials=credentials))
     assert conn.is_open
     # the parameters hold a copy of the credentials (as in pika): that copy is erased
-    assert conn.params.credentials.username is None
-    assert conn.params.credentials.password is None
+    erased = conn.params.credentials
+    assert isinstance(erased, pika.PlainCredentials)
+    assert erased.username is None and erased.password is None
 
 
 def test_channel_max_is_enforced(h: Harness, broker: Any) -> None:
@@ -371,7 +372,7 @@ def test_constructor_rejects_bad_arguments(broker: Any) -> None:
             SelectConnection("amqp://guest:guest@127.0.0.1/", custom_ioloop=ioloop)  # type: ignore[arg-type]
         for name in ("on_open_callback", "on_open_error_callback", "on_close_callback"):
             with pytest.raises(TypeError, match=name):
-                SelectConnection(params, custom_ioloop=ioloop, **{name: "not callable"})
+                SelectConnection(params, custom_ioloop=ioloop, **{name: "not callable"})  # type: ignore[arg-type]
         with pytest.raises(TypeError, match="custom_ioloop"):
             SelectConnection(params, custom_ioloop=object())
         with pytest.raises(TypeError, match="internal_connection_workflow"):
@@ -386,9 +387,9 @@ def test_constructor_rejects_bad_arguments(broker: Any) -> None:
             SelectConnection.create_connection([], lambda r: None, custom_ioloop=ioloop)
         with pytest.raises(TypeError, match="connection_configs"):
             SelectConnection.create_connection(
-                ["amqp://"],
+                ["amqp://"],  # type: ignore[list-item]
                 lambda r: None,
-                custom_ioloop=ioloop,  # type: ignore[list-item]
+                custom_ioloop=ioloop,
             )
         # nothing was scheduled by the rejected calls: the loop has no work
         ioloop.call_later(0.05, ioloop.stop)

@@ -16,9 +16,10 @@ uvloop: create the loop with ``uvloop.new_event_loop()`` (or run under
 from __future__ import annotations
 
 from ._confirms import ReturnedMessage
+from ._connect import connect
 from ._consumer import Consumer, Message
 from ._loop import AsyncioEventLoop
-from .aio import AsyncChannel, AsyncConnection, connect
+from .aio import AsyncChannel, AsyncConnection
 from .connection import AsyncioConnection, default_event_loop
 
 __version__ = "0.1.0"

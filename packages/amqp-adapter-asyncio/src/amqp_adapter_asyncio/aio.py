@@ -23,20 +23,19 @@ Theory of operation
   consistent and later calls work.
 
 Written by hand, because their semantics differ from "one callback, one reply":
-``basic_publish`` (with confirms on, one future per delivery tag; an ack with
-``multiple`` settles every tag up to it; a Basic.Return, which RabbitMQ sends
-just before the ack of the same message, makes that publish raise
-:class:`~amqp_core.exceptions.UnroutableError`; a nack raises
-:class:`~amqp_core.exceptions.NackError`; no drain is awaited per message,
-only the transport's high-water mark pauses publishers), ``basic_get``
-(``None`` when the queue is empty), ``consume`` (an ``async for`` consumer,
-see :mod:`._consumer`), ``basic_cancel`` (idempotent) and ``close``.
+``basic_publish`` (a plain method returning an awaitable future, so a window
+of publishes needs no task per message: the message is queued at once, in
+call order, without a drain per message; with confirms on, the future is one
+per delivery tag, see :mod:`._confirms`; while the transport's buffer is over
+its high-water mark, publishes wait in a per-channel backlog sent in order by
+one task as it drains, and one cancelled while still waiting there is never
+sent), ``basic_get`` (``None`` when the queue is empty), ``consume`` (an
+``async for`` consumer, see :mod:`._consumer`), ``basic_cancel`` (idempotent)
+and ``close``.
 
-``basic_get``: the callback API, like pika's, does not call back on
-Basic.GetEmpty.  So that "empty" is observable without private hooks, each
-``basic_get`` is followed by ``Channel.Flow(active=True)`` (a no-op RabbitMQ
-answers at once): replies come in request order, so a FlowOk seen before a
-GetOk means the queue was empty.
+``basic_get``: the callback API, like pika's, does not pass Basic.GetEmpty to
+the get callback; pika's ``Channel.add_callback`` (one-shot, on GetEmpty)
+reports the empty queue.
 
 Returned messages are matched to publishes by exchange, routing key and body
 among the tags the following ack settles (a return carries no delivery tag).
@@ -47,16 +46,17 @@ All of it must be used on the loop's thread.
 from __future__ import annotations
 
 import asyncio
+import functools
 import inspect
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections import deque
+from collections.abc import Callable, Mapping
 from types import TracebackType
 from typing import Any, NamedTuple
 
 from amqp_core import spec
 from amqp_core.channel import Channel
-from amqp_core.exceptions import AMQPChannelError, AMQPConnectionError
-from amqp_core.parameters import ConnectionParameters, Parameters, URLParameters
+from amqp_core.exceptions import AMQPChannelError, AMQPConnectionError, ChannelWrongStateError
 
 from ._confirms import ConfirmTracker
 from ._consumer import Consumer, Message, _ConsumerState, broker_cancelled
@@ -68,7 +68,6 @@ __all__ = [
     "AsyncChannel",
     "AsyncConnection",
     "Awaitable",
-    "connect",
 ]
 
 LOGGER = logging.getLogger(__name__)
@@ -115,6 +114,17 @@ CHANNEL_AWAITABLES: Mapping[str, Awaitable] = {
         "flow", "tx_commit", "tx_rollback", "tx_select",
     )
 }
+
+
+def _copy_outcome(source: asyncio.Future[None], target: asyncio.Future[None]) -> None:
+    if target.done():
+        return
+    if source.cancelled():
+        target.cancel()
+    elif source.exception() is not None:
+        target.set_exception(source.exception())  # type: ignore[arg-type]
+    else:
+        target.set_result(None)
 
 
 def _retrieve(future: asyncio.Future[Any]) -> None:
@@ -209,19 +219,6 @@ def _install(cls: type[_Owner], table: Mapping[str, Awaitable], source: type) ->
             parameters=[p for p in signature.parameters.values() if p.name != how.callback_kwarg]
         )
         setattr(cls, name, method)
-
-
-def _as_parameters(target: Any) -> Parameters:
-    if target is None:
-        return ConnectionParameters()
-    if isinstance(target, str):
-        return URLParameters(target)
-    if isinstance(target, Parameters):
-        return target
-    raise TypeError(
-        "url_or_parameters must be an amqp:// URL, a ConnectionParameters/URLParameters, a "
-        f"sequence of them, or None; not {type(target).__name__}"
-    )
 
 
 class AsyncConnection(_Owner):
@@ -320,6 +317,10 @@ class AsyncChannel(_Owner):
         self._cancelling: dict[str, asyncio.Future[Any]] = {}
         self._get_in_flight: asyncio.Future[None] | None = None
         self._confirms: ConfirmTracker | None = None
+        self._published: asyncio.Future[None] = self._loop.create_future()
+        self._published.set_result(None)  # what an unconfirmed publish returns (shared, done)
+        self._backlog: deque[tuple[asyncio.Future[None], tuple[Any, ...]]] = deque()
+        self._backlog_task: asyncio.Task[None] | None = None
         self._user_return_callbacks = False
         channel.add_on_close_callback(self._on_closed)
         channel.add_on_return_callback(self._on_returned)
@@ -345,28 +346,70 @@ class AsyncChannel(_Owner):
 
     # ------------------------------------------------------------ publishing
 
-    async def basic_publish(
+    def basic_publish(
         self, exchange: str, routing_key: str, body: bytes | str,
         properties: spec.BasicProperties | None = None, mandatory: bool = False,
-    ) -> None:
-        """Publish a message.
+    ) -> asyncio.Future[None]:
+        """Publish a message; returns an awaitable (a future, not a coroutine).
 
-        Without confirms it returns once the message is queued for this loop
-        turn's write.  With confirms (:meth:`confirm_delivery`) it returns when
-        the broker confirms.  Either way it first waits while the transport's
-        write buffer is over its high-water mark.
+        The message is queued at once, in call order, for this loop turn's
+        write; there is no drain per message.  Await the result: without
+        confirms it is already done; with confirms (:meth:`confirm_delivery`)
+        it completes when the broker confirms.  While the transport's write
+        buffer is over its high-water mark, publishes wait in a per-channel
+        backlog (still in call order) and go out when it drains.  Many
+        publishes can be in flight at once: ``await asyncio.gather(*(ch.basic_publish(...)
+        for ...))`` creates no task per message.
 
-        :raises UnroutableError: confirms on, ``mandatory`` and the broker returned it
-        :raises NackError: confirms on and the broker nacked it
-        :raises ChannelClosed: the channel closed before the confirm
+        :raises UnroutableError: (from the awaitable) confirms on, ``mandatory``
+            and the broker returned the message
+        :raises NackError: (from the awaitable) confirms on and the broker nacked it
+        :raises ChannelClosed: (from the awaitable) the channel closed before the confirm
+        :raises ChannelWrongStateError: the channel is not open (raised at once)
         """
-        connection = self.connection.callback_connection
-        if connection.writing_paused:
-            await connection.wait_writable()
+        if self._backlog or self.connection.callback_connection.writing_paused:
+            return self._enqueue_publish((exchange, routing_key, body, properties, mandatory))
+        return self._publish_now(exchange, routing_key, body, properties, mandatory)
+
+    def _publish_now(
+        self, exchange: str, routing_key: str, body: bytes | str,
+        properties: spec.BasicProperties | None, mandatory: bool,
+    ) -> asyncio.Future[None]:
         self.callback_channel.basic_publish(exchange, routing_key, body, properties, mandatory)
         confirms = self._confirms
         if confirms is not None:
-            await confirms.track(exchange, routing_key, body, properties, mandatory)
+            return confirms.track(exchange, routing_key, body, properties, mandatory)
+        return self._published
+
+    def _enqueue_publish(self, arguments: tuple[Any, ...]) -> asyncio.Future[None]:
+        if not self.callback_channel.is_open:
+            raise ChannelWrongStateError(f"Channel is not open ({self.callback_channel!r}).")
+        future: asyncio.Future[None] = self._loop.create_future()
+        self._backlog.append((future, arguments))
+        if self._backlog_task is None:
+            self._backlog_task = self._loop.create_task(self._send_backlog())
+        return future
+
+    async def _send_backlog(self) -> None:
+        """Send the waiting publishes in order, each once the transport accepts more data."""
+        connection = self.connection.callback_connection
+        backlog = self._backlog
+        try:
+            while backlog:
+                if connection.writing_paused:
+                    await connection.wait_writable()
+                    continue
+                future, arguments = backlog.popleft()
+                if future.done():  # cancelled before it was sent: never published
+                    continue
+                try:
+                    sent = self._publish_now(*arguments)
+                except Exception as error:
+                    future.set_exception(error)
+                    continue
+                sent.add_done_callback(functools.partial(_copy_outcome, target=future))
+        finally:
+            self._backlog_task = None
 
     async def confirm_delivery(self) -> Any:
         """Turn on publisher confirms; returns the ``frame.Method`` of Confirm.SelectOk.
@@ -428,7 +471,7 @@ class AsyncChannel(_Owner):
             message.settled = auto_ack
             future.set_result(message)
 
-        def on_empty(_active: bool) -> None:
+        def on_empty(_frame: Any) -> None:
             finished()
             if not future.done():
                 future.set_result(None)
@@ -439,7 +482,7 @@ class AsyncChannel(_Owner):
             future.cancel()
             raise
         self._get_in_flight = in_flight
-        channel.flow(True, on_empty)  # see the module comment
+        channel.add_callback(on_empty, [spec.Basic.GetEmpty], one_shot=True)
         result: Message | None = await future
         return result
 
@@ -488,8 +531,9 @@ class AsyncChannel(_Owner):
             if state is not None:
                 state.end(None)
                 state.reject_buffered()
-            if not channel.is_open or consumer_tag not in channel.consumer_tags:
-                return None
+            if (not channel.is_open or not self.connection.callback_connection.is_open
+                    or consumer_tag not in channel.consumer_tags):
+                return None  # nothing to cancel, or the connection is ending anyway
             pending = self._new_future()
             pending.add_done_callback(_retrieve)  # shared: its awaiters may all have gone
             self._cancelling[consumer_tag] = pending
@@ -533,6 +577,11 @@ class AsyncChannel(_Owner):
             state.on_channel_closed(error)
         if self._confirms is not None:
             self._confirms.fail_all(error)
+        backlog = list(self._backlog)
+        self._backlog.clear()
+        for future, _arguments in backlog:
+            if not future.done():
+                future.set_exception(error)
         in_flight, self._get_in_flight = self._get_in_flight, None
         if in_flight is not None and not in_flight.done():
             in_flight.set_result(None)
@@ -540,9 +589,14 @@ class AsyncChannel(_Owner):
             self._closed.set_result(error)
 
     async def close(self, reply_code: int = 0, reply_text: str = "Normal shutdown") -> None:
-        """Close (if not already closing or closed) and wait until closed."""
+        """Close (if not already closing or closed) and wait until closed.
+
+        While the connection itself is closing, this only waits (the connection
+        closes its channels).
+        """
         channel = self.callback_channel
-        if not channel.is_closed and not channel.is_closing:
+        if (not channel.is_closed and not channel.is_closing
+                and self.connection.callback_connection.is_open):
             channel.close(reply_code, reply_text)
         await asyncio.shield(self._closed)
 
@@ -562,95 +616,3 @@ class AsyncChannel(_Owner):
 
 _install(AsyncConnection, CONNECTION_AWAITABLES, AsyncioConnection)
 _install(AsyncChannel, CHANNEL_AWAITABLES, Channel)
-
-
-async def _open(target: Parameters | list[Parameters]) -> AsyncConnection:
-    loop = asyncio.get_running_loop()
-    future: asyncio.Future[AsyncConnection] = loop.create_future()
-    future.add_done_callback(_retrieve)
-
-    def opened(connection: AsyncioConnection) -> None:
-        if future.done():  # the caller gave up meanwhile
-            connection.close()
-            return
-        future.set_result(AsyncConnection(connection))
-
-    def failed(error: BaseException) -> None:
-        if not future.done():
-            future.set_exception(error)
-
-    if isinstance(target, list):
-
-        def on_done(result: Any) -> None:
-            if isinstance(result, AsyncioConnection):
-                opened(result)
-            else:
-                failed(result)
-
-        workflow = AsyncioConnection.create_connection(target, on_done, custom_ioloop=loop)
-        try:
-            return await future
-        except asyncio.CancelledError:
-            workflow.abort()  # a no-op once it has finished
-            raise
-    connection = AsyncioConnection(
-        target,
-        on_open_callback=opened,
-        on_open_error_callback=lambda _connection, error: failed(error),
-        custom_ioloop=loop,
-    )
-    try:
-        return await future
-    except asyncio.CancelledError:
-        if not connection.is_closed and not connection.is_closing:
-            connection.close()  # aborts the opening
-        raise
-
-
-class _Connecting:
-    """What :func:`connect` returns: await it, or use it with ``async with``."""
-
-    __slots__ = ("_connection", "_target")
-
-    def __init__(self, target: Parameters | list[Parameters]) -> None:
-        self._target = target
-        self._connection: AsyncConnection | None = None
-
-    def __await__(self) -> Any:
-        return _open(self._target).__await__()
-
-    async def __aenter__(self) -> AsyncConnection:
-        self._connection = await _open(self._target)
-        return self._connection
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        if self._connection is not None:
-            await self._connection.close()
-
-
-def connect(
-    url_or_parameters: str | Parameters | Sequence[Parameters] | None = None,
-) -> _Connecting:
-    """Open a connection on the running loop: ``conn = await connect(url)`` or
-    ``async with connect(url) as conn``.
-
-    :param url_or_parameters: an ``amqp://`` / ``amqps://`` URL, connection
-        parameters, a sequence of them (tried in turn, pika's workflow), or None
-        for the defaults
-    :returns: an awaitable giving an :class:`AsyncConnection`, also an async
-        context manager that closes it on exit
-    :raises TypeError: ``url_or_parameters`` is of another type
-    :raises ProbableAuthenticationError: the broker refused the credentials
-    :raises AMQPConnectionError: the connection could not be opened
-    """
-    target: Parameters | list[Parameters]
-    if isinstance(url_or_parameters, Sequence) and not isinstance(url_or_parameters, str):
-        target = [_as_parameters(item) for item in url_or_parameters]
-        if not target:
-            raise ValueError("url_or_parameters must not be an empty sequence")
-    else:
-        target = _as_parameters(url_or_parameters)
-    return _Connecting(target)

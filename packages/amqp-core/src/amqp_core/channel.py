@@ -106,6 +106,8 @@ class Channel:
         self._on_flow_callbacks: list[Callable[[Any], None]] = []
         self._on_return_callbacks: list[OnMessage] = []
         self._ack_nack_callback: MethodCallback | None = None
+        #: pika's add_callback registry: method INDEX -> [(callback, filter, one_shot)]
+        self._method_callbacks: dict[int, list[tuple[MethodCallback, dict[str, Any], bool]]] = {}
         self._closing_reason: BaseException | None = None
 
     def __repr__(self) -> str:
@@ -148,6 +150,37 @@ class Channel:
                                          else f"Channel is not open ({self!r}).")
 
     # ------------------------------------------------------------ callbacks
+
+    def add_callback(
+        self, callback: MethodCallback, replies: list[Any], one_shot: bool = True
+    ) -> None:
+        """``callback(frame.Method)`` when one of ``replies`` arrives on this channel.
+
+        As in pika, each entry of ``replies`` is a ``spec`` method class or a
+        ``(class, {"attribute": value})`` pair that must also match.
+        """
+        _require_callback(callback)
+        if not isinstance(replies, list | tuple):
+            raise TypeError(f"replies must be a list, not {type(replies).__name__}")
+        for reply in replies:
+            method_class, wanted = (reply, {}) if isinstance(reply, type) else reply
+            index = getattr(method_class, "INDEX", None)
+            if not isinstance(index, int) or not isinstance(wanted, dict):
+                raise TypeError(f"replies holds {reply!r}, not a spec method class")
+            self._method_callbacks.setdefault(index, []).append((callback, wanted, one_shot))
+
+    def _notify_method_callbacks(self, method: Any) -> None:
+        entries = self._method_callbacks.get(method.INDEX)
+        if not entries:
+            return
+        method_frame = frame.Method(self.channel_number, method)
+        for entry in list(entries):
+            callback, wanted, one_shot = entry
+            if any(getattr(method, key, None) != value for key, value in wanted.items()):
+                continue
+            if one_shot:
+                entries.remove(entry)
+            self.connection._run_callback(callback, method_frame)
 
     def add_on_cancel_callback(self, callback: MethodCallback) -> None:
         """``callback(frame.Method(Basic.Cancel))`` when the broker cancels a consumer."""
@@ -562,6 +595,8 @@ class Channel:
 
     def _on_rpc_reply(self, event: ev.RpcReply) -> None:
         callback = self._rpc_callbacks.popleft() if self._rpc_callbacks else None
+        if self._method_callbacks:
+            self._notify_method_callbacks(event.method)
         if callback is None:
             return
         if event.body is not None:
@@ -577,6 +612,8 @@ class Channel:
 
     def _on_method(self, method: Any) -> None:
         index = method.INDEX
+        if self._method_callbacks:
+            self._notify_method_callbacks(method)
         if index == spec.Basic.Ack.INDEX or index == spec.Basic.Nack.INDEX:
             if self._ack_nack_callback is not None:
                 self._ack_nack_callback(frame.Method(self.channel_number, method))
@@ -634,5 +671,6 @@ class Channel:
         self._cancelled.clear()
         self._consumers_with_noack.clear()
         self._on_getok_callback = None
+        self._method_callbacks.clear()
         for callback in list(self._on_close_callbacks):
             self.connection._run_callback(callback, self, error)

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import logging
 import socket
+import ssl
 import time
 import weakref
 from collections.abc import Callable, Sequence
@@ -243,6 +244,40 @@ class BlockingConnection(BlockingLoop):
     def publisher_confirms_supported(self) -> bool:
         """The broker supports publisher confirms."""
         return bool(self.server_capabilities.get("publisher_confirms", False))
+
+    @property
+    def channel_max(self) -> int:
+        """Negotiated channel_max (the proposal until the connection is open)."""
+        core = self._core
+        return core.channel_max if core is not None else self._params.channel_max
+
+    @property
+    def frame_max(self) -> int:
+        """Negotiated frame_max (the proposal until the connection is open)."""
+        core = self._core
+        return core.frame_max if core is not None else self._params.frame_max
+
+    @property
+    def heartbeat(self) -> int:
+        """Negotiated heartbeat interval in seconds (0: off)."""
+        core = self._core
+        return core.heartbeat if core is not None else 0
+
+    @property
+    def tls_info(self) -> dict[str, Any] | None:
+        """TLS details of the connection (not in pika); None over plain TCP or when closed.
+
+        Keys: ``version`` (``"TLSv1.3"``), ``cipher`` (``(name, protocol, secret bits)``),
+        ``peer_certificate`` (``ssl.SSLSocket.getpeercert()``: empty when not verified).
+        """
+        transport = self._transport
+        if transport is None or transport.closed:
+            return None
+        sock = transport.socket
+        if not isinstance(sock, ssl.SSLSocket):
+            return None
+        return {"version": sock.version(), "cipher": sock.cipher(),
+                "peer_certificate": sock.getpeercert() or {}}
 
     # pika's legacy names
     basic_nack = basic_nack_supported

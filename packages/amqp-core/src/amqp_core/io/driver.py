@@ -14,6 +14,10 @@ Theory of operation: the driver is the stream's protocol object
 * The core's single timer (heartbeats) is re-armed after every batch, only
   when its deadline changed.
 * A handler callback that raises is logged and does not corrupt the core.
+* The end is reported once (``_on_stream_terminated``): the stream is flushed
+  and closed, or aborted after a heartbeat timeout (a dead peer never drains
+  the buffer).  ``abandon()`` drops a stream without any report, for an
+  owner that already gave up on it (a timed-out connection attempt).
 
 The handler is duck-typed (:class:`DriverHandler`), so the same driver serves
 the callback API and any future API.
@@ -36,6 +40,10 @@ from ..protocol.events import ConnectionFailed, Event
 from .contract import EventLoop, StreamTransport, TimerHandle
 
 LOGGER = logging.getLogger(__name__)
+
+#: Longest wait, in seconds, for the stream to close after the connection ended;
+#: then the transport is aborted and the close is reported anyway.
+CLOSE_GRACE = 2.0
 
 
 class DriverHandler(Protocol):
@@ -70,9 +78,14 @@ class StreamDriver:
         self.transport: StreamTransport | None = None
         self.writing_paused = False
         self._flush_scheduled = False
+        #: inside _process, which flushes at its end: commands need no scheduled flush
+        self._processing = False
         self._timer: TimerHandle | None = None
         self._timer_deadline: float | None = None
         self._terminated = False
+        #: the final error, reported once the transport is gone
+        self._pending_report: Exception | None = None
+        self._grace_timer: TimerHandle | None = None
 
     # ------------------------------------------------------------ StreamProtocol
 
@@ -98,6 +111,7 @@ class StreamDriver:
         self.transport = None
         self._cancel_timer()
         if self._terminated:
+            self._report_pending()
             return
         if not self.core.is_closed:
             self.core.receive_data(b"")
@@ -120,7 +134,7 @@ class StreamDriver:
 
     def request_flush(self) -> None:
         """Called after a command queued bytes outside a read: write them this turn."""
-        if not self._flush_scheduled and self.transport is not None:
+        if not self._flush_scheduled and not self._processing and self.transport is not None:
             self._flush_scheduled = True
             self.loop.call_soon(self._scheduled_flush)
 
@@ -149,6 +163,16 @@ class StreamDriver:
         self.flush()
 
     def _process(self, lost: BaseException | None = None) -> None:
+        if self._processing:  # re-entered from a callback: the outer call drains and flushes
+            self._process_events(lost)
+            return
+        self._processing = True
+        try:
+            self._process_events(lost)
+        finally:
+            self._processing = False
+
+    def _process_events(self, lost: BaseException | None) -> None:
         core = self.core
         handler = self.handler
         try:
@@ -182,15 +206,37 @@ class StreamDriver:
                 error.host = self.host
             if error.port is None:
                 error.port = self.port
-        if self.transport is not None:
-            if isinstance(error, AMQPHeartbeatTimeout):
-                # Fix: the peer is dead, so a polite close (drain the buffer first) could
-                # wait forever with unsent data, keeping the socket and its fd watch alive.
-                self.transport.abort()
-            else:
-                self.flush()
-                self.transport.close()
-        self._call_handler(self.handler._on_stream_terminated, error)
+        transport = self.transport
+        if transport is None:
+            self._call_handler(self.handler._on_stream_terminated, error)
+            return
+        # Report once the socket is really gone (as pika does: an application that
+        # stops its loop in the close callback must not leave a half-closed transport),
+        # but never wait longer than CLOSE_GRACE for a peer that does not read.
+        self._pending_report = error
+        self._grace_timer = self.loop.call_later(CLOSE_GRACE, self._on_close_grace_expired)
+        if isinstance(error, AMQPHeartbeatTimeout):
+            # Fix: the peer is dead, so a polite close (drain the buffer first) could
+            # wait forever with unsent data, keeping the socket and its fd watch alive.
+            transport.abort()
+        else:
+            self.flush()
+            transport.close()
+
+    def _on_close_grace_expired(self) -> None:
+        self._grace_timer = None
+        transport = self.transport
+        if transport is not None:
+            transport.abort()
+        self._report_pending()
+
+    def _report_pending(self) -> None:
+        error, self._pending_report = self._pending_report, None
+        if self._grace_timer is not None:
+            self._grace_timer.cancel()
+            self._grace_timer = None
+        if error is not None:
+            self._call_handler(self.handler._on_stream_terminated, error)
 
     def _call_handler(self, method: Any, argument: Any) -> None:
         try:

@@ -1,0 +1,305 @@
+"""Twisted benchmark: our TwistedProtocolConnection next to pika's, same reactor, same broker.
+
+Usage::
+
+    python benchmarks/twisted_bench.py             # full counts (a few minutes)
+    python benchmarks/twisted_bench.py --quick     # small counts (under a minute)
+    AMQP_URL=amqp://guest:guest@127.0.0.1:PORT/%2F python benchmarks/twisted_bench.py
+
+Theory of operation: both clients expose pika's Deferred API (a Twisted ``Protocol``
+connected with ``ClientCreator``, ``ready``, ``channel()``, Deferred-returning channel
+methods, ``basic_consume`` giving a ``ClosableDeferredQueue``), so every scenario is one
+``async def`` run twice, with ``lib`` being our adapter or pika's.  Twisted's reactor cannot
+be restarted, so one ``reactor.run()`` drives every run in turn (``ensureDeferred``); each
+run gets its own connection, channel and exclusive queue.  The scenarios follow
+``select_bench.py``:
+
+(a) ``publish``: N x 64 B without confirms, in bursts of ``--batch`` per reactor turn; the
+    clock stops when a passive ``queue_declare`` sent after the last publish reports N
+    messages.
+(b) ``confirmed publish``: N x 64 B in confirm mode with at most ``--window`` unconfirmed
+    (each publish's Deferred fires on its ack); the clock stops at the last confirmation.
+(c) ``consume``: the queue is filled with N x 64 B first (untimed), then ``basic_qos`` and
+    ``basic_consume``; ``msg = await queue.get()`` then ``basic_ack`` per message; the clock
+    runs from ``basic_consume`` to the N-th message.
+(d) ``round trip``: an auto-ack consumer on a queue the same connection publishes to; each
+    message is published once the previous one was received; p50 and p99 latency.
+
+Beside each throughput is the client's CPU time per message (``time.process_time`` over the
+timed window).  Each figure is the best of ``--repeats`` runs, each bounded by ``--timeout``
+seconds.  Figures, never assertions.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _common import broker, describe_machine, fmt_rate, print_table, ratio
+from pika.adapters import twisted_connection as pika_twisted
+from twisted.internet import defer, reactor, task
+from twisted.internet.protocol import ClientCreator
+
+import amqp_adapter_twisted
+import amqp_core
+
+BODY = b"x" * 64
+
+#: name -> (parameters class module, protocol class)
+LIBS: dict[str, tuple[Any, Any]] = {
+    "ours": (amqp_core, amqp_adapter_twisted.TwistedProtocolConnection),
+    "pika": (pika_twisted.pika, pika_twisted.TwistedProtocolConnection),
+}
+
+
+class Clock:
+    """Wall and CPU clocks for one timed window."""
+
+    def __init__(self) -> None:
+        self.wall = time.perf_counter()
+        self.cpu = time.process_time()
+
+    def throughput(self, count: int) -> tuple[float, float]:
+        """``(messages per second, client CPU microseconds per message)``."""
+        wall = time.perf_counter() - self.wall
+        cpu = time.process_time() - self.cpu
+        return count / wall, cpu / count * 1e6
+
+
+def next_turn() -> defer.Deferred[None]:
+    """A Deferred that fires on the next reactor turn (lets the reactor write)."""
+    return task.deferLater(reactor, 0, lambda: None)
+
+
+async def open_channel(name: str, host: str, port: int, url: str) -> tuple[Any, Any, str]:
+    """Connect ``name``'s protocol, open a channel and an exclusive queue."""
+    lib, protocol_class = LIBS[name]
+    creator = ClientCreator(reactor, protocol_class, lib.URLParameters(url))
+    connection = await creator.connectTCP(host, port)
+    await connection.ready
+    channel = await connection.channel()
+    queue = f"bench-{name}-{uuid.uuid4().hex[:12]}"
+    await channel.queue_declare(queue, exclusive=True)
+    return connection, channel, queue
+
+
+async def publish_all(channel: Any, queue: str, count: int, batch: int) -> None:
+    """Publish ``count`` messages, ``batch`` per reactor turn."""
+    publish = channel.basic_publish
+    remaining = count
+    while remaining:
+        burst = min(batch, remaining)
+        for _ in range(burst):
+            publish("", queue, BODY)
+        remaining -= burst
+        await next_turn()
+
+
+async def wait_for_count(channel: Any, queue: str, count: int) -> None:
+    """Poll with a passive declare until the queue holds ``count`` messages."""
+    while True:
+        frame = await channel.queue_declare(queue, passive=True)
+        if frame.method.message_count >= count:
+            return
+
+
+async def scenario_publish(channel: Any, queue: str, args: argparse.Namespace) -> Any:
+    clock = Clock()
+    await publish_all(channel, queue, args.publish_n, args.batch)
+    await wait_for_count(channel, queue, args.publish_n)
+    return clock.throughput(args.publish_n)
+
+
+async def scenario_confirm(channel: Any, queue: str, args: argparse.Namespace) -> Any:
+    await channel.confirm_delivery()
+    count, window = args.confirm_n, args.window
+    done: defer.Deferred[None] = defer.Deferred()
+    state = {"published": 0, "confirmed": 0, "outstanding": 0}
+    publish = channel.basic_publish
+
+    def on_confirm(_result: Any) -> None:
+        state["confirmed"] += 1
+        state["outstanding"] -= 1
+        if state["confirmed"] == count:
+            done.callback(None)
+        else:
+            fill()
+
+    def on_error(failure: Any) -> None:
+        if not done.called:
+            done.errback(failure)
+
+    def fill() -> None:
+        while state["outstanding"] < window and state["published"] < count:
+            state["published"] += 1
+            state["outstanding"] += 1
+            publish("", queue, BODY).addCallbacks(on_confirm, on_error)
+
+    clock = Clock()
+    fill()
+    await done
+    return clock.throughput(count)
+
+
+async def scenario_consume(channel: Any, queue: str, args: argparse.Namespace) -> Any:
+    count = args.consume_n
+    await publish_all(channel, queue, count, args.batch)
+    await wait_for_count(channel, queue, count)
+    await channel.basic_qos(prefetch_count=args.prefetch)
+    ack = channel.basic_ack
+    clock = Clock()
+    queue_object, _tag = await channel.basic_consume(queue)
+    get = queue_object.get
+    for _ in range(count):
+        message = await get()
+        ack(message.method.delivery_tag)
+    return clock.throughput(count)
+
+
+async def scenario_round_trip(channel: Any, queue: str, args: argparse.Namespace) -> Any:
+    queue_object, _tag = await channel.basic_consume(queue, auto_ack=True)
+    samples: list[float] = []
+    for _ in range(args.trips_n):
+        sent = time.perf_counter()
+        channel.basic_publish("", queue, BODY)
+        await queue_object.get()
+        samples.append(time.perf_counter() - sent)
+    ordered = sorted(samples)
+    return statistics.median(ordered), ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
+
+
+Scenario = Callable[[Any, str, argparse.Namespace], Awaitable[Any]]
+
+
+async def run_once(name: str, scenario: Scenario, info: Any, args: argparse.Namespace) -> Any:
+    """One run: connect, run the scenario (bounded by ``--timeout``), close."""
+    connection = None
+    try:
+        connection, channel, queue = await open_channel(name, info.host, info.port, info.url)
+        work = defer.ensureDeferred(scenario(channel, queue, args))
+        work.addTimeout(args.timeout, reactor)
+        return await work
+    except Exception as error:
+        print(f"# {name}: {error!r}", file=sys.stderr, flush=True)
+        return None
+    finally:
+        if connection is not None and not connection.is_closed:
+            await connection.close()
+
+
+async def measure(
+    scenario: Scenario, info: Any, args: argparse.Namespace, better: Callable[[Any, Any], Any]
+) -> dict[str, Any]:
+    """Run the scenario ``--repeats`` times per client, alternating clients; keep the best."""
+    results: dict[str, Any] = {}
+    for _ in range(args.repeats):
+        for name in args.which:
+            value = await run_once(name, scenario, info, args)
+            if value is not None:
+                results[name] = value if name not in results else better(results[name], value)
+    return results
+
+
+async def run_all(info: Any, args: argparse.Namespace) -> list[list[str]]:
+    rows: list[list[str]] = []
+
+    async def throughput(label: str, scenario: Scenario) -> None:
+        found = await measure(scenario, info, args, max)
+        ours, theirs = found.get("ours"), found.get("pika")
+        rate_ours, cpu_ours = ours if ours else (None, None)
+        rate_pika, cpu_pika = theirs if theirs else (None, None)
+        rows.append([label, fmt_rate(rate_ours), fmt_rate(rate_pika),
+                     ratio(rate_ours, rate_pika), fmt_rate(cpu_ours), fmt_rate(cpu_pika)])
+        print(f"# {label}: done", file=sys.stderr, flush=True)
+
+    if "a" in args.scenarios:
+        await throughput(f"(a) publish {args.publish_n} x 64 B, msg/s", scenario_publish)
+    if "b" in args.scenarios:
+        await throughput(
+            f"(b) confirmed publish {args.confirm_n}, window {args.window}, msg/s",
+            scenario_confirm,
+        )
+    if "c" in args.scenarios:
+        await throughput(
+            f"(c) consume+ack {args.consume_n}, prefetch {args.prefetch}, msg/s",
+            scenario_consume,
+        )
+    if "d" in args.scenarios:
+        found = await measure(scenario_round_trip, info, args,
+                              lambda a, b: min(a, b, key=lambda pair: pair[0]))
+        ours, theirs = found.get("ours"), found.get("pika")
+        for index, label in ((0, "p50"), (1, "p99")):
+            mine = ours[index] * 1e6 if ours else None
+            peer = theirs[index] * 1e6 if theirs else None
+            rows.append([f"(d) round trip {args.trips_n}x, {label} latency, us",
+                         fmt_rate(mine), fmt_rate(peer),
+                         ratio(mine, peer, lower_is_better=True), "", ""])
+        print("# (d) round trips: done", file=sys.stderr, flush=True)
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--url", help="broker URL (default: AMQP_URL, else a private node)")
+    parser.add_argument("--quick", action="store_true", help="counts divided by 10")
+    parser.add_argument("--publish", type=int, help="messages for (a), default 100000")
+    parser.add_argument("--confirm", type=int, help="messages for (b), default 20000")
+    parser.add_argument("--consume", type=int, help="messages for (c), default 100000")
+    parser.add_argument("--round-trips", type=int, help="round trips for (d), default 2000")
+    parser.add_argument("--window", type=int, default=1000, help="confirm window for (b)")
+    parser.add_argument("--prefetch", type=int, default=1000, help="prefetch count for (c)")
+    parser.add_argument("--batch", type=int, default=1000, help="publishes per reactor turn")
+    parser.add_argument("--repeats", type=int, default=1, help="runs per figure (best kept)")
+    parser.add_argument("--timeout", type=float, default=300.0, help="seconds per run at most")
+    parser.add_argument("--only", choices=["ours", "pika", "all"], default="all")
+    parser.add_argument("--scenarios", default="abcd", help="which of a, b, c, d to run")
+    args = parser.parse_args(argv)
+    scale = 10 if args.quick else 1
+    args.publish_n = args.publish or 100_000 // scale
+    args.confirm_n = args.confirm or 20_000 // scale
+    args.consume_n = args.consume or 100_000 // scale
+    args.trips_n = args.round_trips or 2_000 // scale
+    args.which = ["ours", "pika"] if args.only == "all" else [args.only]
+
+    print(describe_machine())
+    import twisted
+
+    print(f"# Twisted {twisted.__version__}, reactor {type(reactor).__name__}")
+    with broker(args.url) as info:
+        print(f"# broker {info.host}:{info.port} ({'private' if info.private else 'AMQP_URL'}); "
+              f"best of {args.repeats}; publish bursts of {args.batch} per reactor turn")
+        outcome: dict[str, Any] = {}
+
+        def start() -> None:
+            work = defer.ensureDeferred(run_all(info, args))
+
+            def finished(result: Any) -> None:
+                outcome["result"] = result
+                reactor.stop()  # type: ignore[attr-defined]
+
+            work.addBoth(finished)
+
+        reactor.callWhenRunning(start)  # type: ignore[attr-defined]
+        reactor.run()  # type: ignore[attr-defined]
+        rows = outcome.get("result")
+        if not isinstance(rows, list):
+            print(f"# benchmark failed: {rows!r}", file=sys.stderr)
+            return 1
+    print_table(
+        "TwistedProtocolConnection (Deferred API), ours vs pika (ratio > 1 means ours is better)",
+        ["scenario", "ours", "pika", "ratio", "ours CPU us/msg", "pika CPU us/msg"],
+        rows,
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
