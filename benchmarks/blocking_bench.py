@@ -53,11 +53,10 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import broker, describe_machine, fmt_rate, print_table, ratio  # noqa: E402
+import pika
+from _common import broker, describe_machine, fmt_rate, print_table, ratio
 
-import pika  # noqa: E402
-
-import amqp_core  # noqa: E402
+import amqp_core
 
 BODY = b"x" * 64
 LIBS: dict[str, ModuleType] = {"ours": amqp_core, "pika": pika}
@@ -65,17 +64,22 @@ LIBS: dict[str, ModuleType] = {"ours": amqp_core, "pika": pika}
 #: Set by ``--profile``: enabled only while a scenario's clock runs.
 PROFILER: cProfile.Profile | None = None
 
+#: CPU seconds this process used while the last scenario's clock ran (``time.process_time``).
+_cpu = {"started": 0.0, "used": 0.0}
+
 
 def start_clock() -> float:
-    """The clock starts (and the profiler, when profiling)."""
+    """The clock starts (and the CPU count, and the profiler when profiling)."""
     if PROFILER is not None:
         PROFILER.enable()
+    _cpu["started"] = time.process_time()
     return time.perf_counter()
 
 
 def stop_clock(started: float) -> float:
-    """Seconds since ``started`` (the profiler stops)."""
+    """Seconds since ``started`` (the CPU count and the profiler stop)."""
     elapsed = time.perf_counter() - started
+    _cpu["used"] = time.process_time() - _cpu["started"]
     if PROFILER is not None:
         PROFILER.disable()
     return elapsed
@@ -223,10 +227,32 @@ def run_round_trip(lib: ModuleType, url: str, count: int) -> tuple[float, float]
 # ---------------------------------------------------------------- main
 
 
-def measure(run: Callable[[ModuleType], Any], repeats: int, better: Callable[[Any, Any], Any],
-            which: list[str], timeout: float) -> dict[str, Any]:
-    """Run a scenario ``repeats`` times per client, alternating clients; keep the best."""
-    results: dict[str, Any] = {}
+class Found:
+    """The best figure of each client, and its least CPU time per operation (microseconds)."""
+
+    def __init__(self) -> None:
+        self.best: dict[str, Any] = {}
+        self.cpu_us: dict[str, float] = {}
+
+    def row(self, label: str, ours: Any = None, theirs: Any = None, *,
+            lower_is_better: bool = False, theirs_cpu: float | None = None) -> list[str]:
+        """A table row: figures, ratio, then each client's CPU per operation."""
+        ours = self.best.get("ours") if ours is None else ours
+        theirs = self.best.get("pika") if theirs is None else theirs
+        peer_cpu = self.cpu_us.get("pika") if theirs_cpu is None else theirs_cpu
+        return [label, fmt_rate(ours), fmt_rate(theirs),
+                ratio(ours, theirs, lower_is_better=lower_is_better),
+                fmt_rate(self.cpu_us.get("ours")), fmt_rate(peer_cpu)]
+
+
+def measure(run: Callable[[ModuleType], Any], operations: int, repeats: int,
+            better: Callable[[Any, Any], Any], which: list[str], timeout: float) -> Found:
+    """Run a scenario ``repeats`` times per client, alternating clients; keep the best.
+
+    :param operations: what the scenario's clock counts (messages, round trips), for the CPU
+        time per operation
+    """
+    found = Found()
     for _ in range(repeats):
         for name in which:
             try:
@@ -235,8 +261,11 @@ def measure(run: Callable[[ModuleType], Any], repeats: int, better: Callable[[An
             except (BenchError, amqp_core.exceptions.AMQPError, pika.exceptions.AMQPError) as error:
                 print(f"# {name}: {error!r}", file=sys.stderr)
                 continue
-            results[name] = value if name not in results else better(results[name], value)
-    return results
+            best = found.best
+            best[name] = value if name not in best else better(best[name], value)
+            cpu = _cpu["used"] / operations * 1e6
+            found.cpu_us[name] = min(cpu, found.cpu_us.get(name, cpu))
+    return found
 
 
 def profile(scenario: str, url: str, counts: dict[str, int], window: int, prefetch: int,
@@ -300,57 +329,65 @@ def main(argv: list[str] | None = None) -> int:
             profile(args.profile, url, counts, window, prefetch, args.sort)
             return 0
         print(f"# broker {info.host}:{info.port} ({'private' if info.private else 'AMQP_URL'}); "
-              f"each figure is the best of {repeats} runs, clients alternating")
+              f"each figure is the best of {repeats} runs, clients alternating; cpu = the "
+              "client process's CPU time per message (round trip), least of the runs")
 
-        def throughput(label: str, run: Callable[[ModuleType], float]) -> dict[str, float]:
-            found = measure(run, repeats, max, which, timeout)
-            ours, theirs = found.get("ours"), found.get("pika")
-            rows.append([label, fmt_rate(ours), fmt_rate(theirs), ratio(ours, theirs)])
+        def throughput(label: str, run: Callable[[ModuleType], float], operations: int,
+                       clients: list[str] = which) -> Found:
+            found = measure(run, operations, repeats, max, clients, timeout)
             print(f"# {label}: done", file=sys.stderr, flush=True)
             return found
 
-        per_message: dict[str, float] = {}
+        per_message = Found()
         if "a" in args.scenarios:
-            throughput(f"(a) publish {counts['a']} x 64 B, no confirms, msg/s",
-                       lambda lib: run_publish(lib, url, counts["a"]))
+            label = f"(a) publish {counts['a']} x 64 B, no confirms, msg/s"
+            found = throughput(label, lambda lib: run_publish(lib, url, counts["a"]), counts["a"])
+            rows.append(found.row(label))
         if "b" in args.scenarios:
-            per_message = throughput(
-                f"(b) confirmed publish {counts['b']}, per message, msg/s",
-                lambda lib: run_confirm(lib, url, counts["b"]))
+            label = f"(b) confirmed publish {counts['b']}, per message, msg/s"
+            per_message = throughput(label, lambda lib: run_confirm(lib, url, counts["b"]),
+                                     counts["b"])
+            rows.append(per_message.row(label))
         if "w" in args.scenarios and "ours" in which:
-            found = measure(lambda lib: run_window(lib, url, counts["w"], window), repeats, max,
-                            ["ours"], timeout)
-            ours, theirs = found.get("ours"), per_message.get("pika")
-            rows.append([f"(w) confirmed publish {counts['w']}, ours confirm_window({window}) "
-                         "vs pika per message, msg/s", fmt_rate(ours), fmt_rate(theirs),
-                         ratio(ours, theirs)])
-            print("# (w): done", file=sys.stderr, flush=True)
+            label = (f"(w) confirmed publish {counts['w']}, ours confirm_window({window}) vs "
+                     "pika per message, msg/s")
+            found = throughput(label, lambda lib: run_window(lib, url, counts["w"], window),
+                               counts["w"], ["ours"])
+            rows.append(found.row(label, theirs=per_message.best.get("pika"),
+                                  theirs_cpu=per_message.cpu_us.get("pika")))
         if "c" in args.scenarios:
+            label = f"(c1) consume+ack {counts['c']}, prefetch {prefetch}, consume(), msg/s"
             by_generator = throughput(
-                f"(c1) consume+ack {counts['c']}, prefetch {prefetch}, consume(), msg/s",
-                lambda lib: run_consume_generator(lib, url, counts["c"], prefetch))
+                label, lambda lib: run_consume_generator(lib, url, counts["c"], prefetch),
+                counts["c"])
+            rows.append(by_generator.row(label))
+            label = f"(c2) consume+ack {counts['c']}, prefetch {prefetch}, basic_consume, msg/s"
             by_callback = throughput(
-                f"(c2) consume+ack {counts['c']}, prefetch {prefetch}, basic_consume, msg/s",
-                lambda lib: run_consume_callback(lib, url, counts["c"], prefetch))
-            best = {name: max(v for v in (by_generator.get(name), by_callback.get(name)) if v)
-                    for name in which if by_generator.get(name) or by_callback.get(name)}
-            ours, theirs = best.get("ours"), best.get("pika")
-            rows.append([f"(c) consume+ack {counts['c']}, each client's faster way, msg/s",
-                         fmt_rate(ours), fmt_rate(theirs), ratio(ours, theirs)])
+                label, lambda lib: run_consume_callback(lib, url, counts["c"], prefetch),
+                counts["c"])
+            rows.append(by_callback.row(label))
+            faster = Found()
+            for name in which:
+                options = [found for found in (by_generator, by_callback) if name in found.best]
+                if options:
+                    pick = max(options, key=lambda found: found.best[name])
+                    faster.best[name] = pick.best[name]
+                    faster.cpu_us[name] = pick.cpu_us[name]
+            rows.append(faster.row(f"(c) consume+ack {counts['c']}, each client's faster way, "
+                                   "msg/s"))
         if "d" in args.scenarios:
-            found = measure(lambda lib: run_round_trip(lib, url, counts["d"]), repeats,
-                            lambda a, b: min(a, b, key=lambda pair: pair[0]), which, timeout)
-            ours_pair, theirs_pair = found.get("ours"), found.get("pika")
-            for index, label in ((0, "p50"), (1, "p99")):
-                mine = ours_pair[index] * 1e6 if ours_pair else None
-                peer = theirs_pair[index] * 1e6 if theirs_pair else None
-                rows.append([f"(d) round trip {counts['d']}x, {label} latency, us",
-                             fmt_rate(mine), fmt_rate(peer),
-                             ratio(mine, peer, lower_is_better=True)])
+            found = measure(lambda lib: run_round_trip(lib, url, counts["d"]), counts["d"],
+                            repeats, lambda a, b: min(a, b, key=lambda pair: pair[0]), which,
+                            timeout)
+            for index, name in ((0, "p50"), (1, "p99")):
+                mine, peer = (found.best[client][index] * 1e6 if client in found.best else None
+                              for client in ("ours", "pika"))
+                rows.append(found.row(f"(d) round trip {counts['d']}x, {name} latency, us",
+                                      mine, peer, lower_is_better=True))
             print("# (d) round trips: done", file=sys.stderr, flush=True)
     print_table(
         "BlockingConnection, ours vs pika (ratio > 1 means ours is better)",
-        ["scenario", "ours", "pika", "ratio"],
+        ["scenario", "ours", "pika", "ratio", "ours cpu us", "pika cpu us"],
         rows,
     )
     return 0

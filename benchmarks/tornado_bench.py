@@ -30,8 +30,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import broker, describe_machine, fmt_rate, print_table, ratio  # noqa: E402
-from select_bench import (  # noqa: E402
+from _common import broker, describe_machine, fmt_rate, print_table, ratio
+from select_bench import (
     BenchError,
     ConfirmRun,
     ConsumeRun,
@@ -40,16 +40,17 @@ from select_bench import (  # noqa: E402
     Run,
     measure,
 )
-from tornado.ioloop import IOLoop  # noqa: E402
+from tornado.ioloop import IOLoop
 
-import amqp_core  # noqa: E402
-from amqp_adapter_tornado import TornadoConnection  # noqa: E402
+import amqp_core
+from amqp_adapter_tornado import TornadoConnection
 
 
 def _pika_tornado_connection() -> type:
     from pika.adapters.tornado_connection import TornadoConnection as PikaTornadoConnection
 
-    return PikaTornadoConnection
+    connection_class: type = PikaTornadoConnection
+    return connection_class
 
 
 class TornadoRun(Run):

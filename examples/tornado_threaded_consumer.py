@@ -173,7 +173,7 @@ def main(argv: list[str] | None = None) -> int:
     consumer = ThreadedConsumer(args, ioloop)
     for signum in (signal.SIGINT, signal.SIGTERM):
         try:
-            ioloop.asyncio_loop.add_signal_handler(signum, consumer.stop)  # type: ignore[attr-defined]
+            ioloop.asyncio_loop.add_signal_handler(signum, consumer.stop)
         except (NotImplementedError, RuntimeError, ValueError):  # not the main thread, Windows
             pass
     if args.timeout:

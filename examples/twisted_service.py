@@ -54,6 +54,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--timeout", type=float, default=0.0,
                         help="stop after this many seconds (0: no limit)")
     parser.add_argument("--ca", help="CA certificate (PEM) to trust for amqps:// URLs")
+    parser.add_argument("--name", default="twisted_service example",
+                        help="connection name shown by the broker's management tools")
     return parser.parse_args(argv)
 
 
@@ -81,10 +83,11 @@ class ConsumerService(Service):
     :param queue: the queue to consume (declared durable)
     :param prefetch: the prefetch window
     :param ca: a CA certificate file for TLS (None: the system's trust store)
+    :param name: the connection name the broker shows
     """
 
     def __init__(self, reactor: Any, url: str, queue: str, prefetch: int = 10,
-                 ca: str | None = None) -> None:
+                 ca: str | None = None, name: str = "twisted_service example") -> None:
         self.reactor = reactor
         self.queue = queue
         self.prefetch = prefetch
@@ -94,6 +97,7 @@ class ConsumerService(Service):
         self._limit = 0
         self._connection: TwistedProtocolConnection | None = None
         parameters = pika.URLParameters(url)
+        parameters.client_properties = {"connection_name": name}
         endpoint: Any = endpoints.TCP4ClientEndpoint(reactor, parameters.host, parameters.port)
         if url.startswith("amqps://"):
             from twisted.internet import ssl
@@ -160,7 +164,7 @@ class ConsumerService(Service):
 
 
 async def run(reactor: Any, args: argparse.Namespace) -> int:
-    service = ConsumerService(reactor, args.url, args.queue, args.prefetch, args.ca)
+    service = ConsumerService(reactor, args.url, args.queue, args.prefetch, args.ca, args.name)
     service.stop_after(args.max_messages)
     service.startService()
     waiting: defer.Deferred[Any] = service.done

@@ -143,31 +143,76 @@ def test_stop_before_start_returns_at_once(ioloop: GeventIOLoop) -> None:
 def test_start_refuses_the_hub_and_reentry(ioloop: GeventIOLoop) -> None:
     errors: list[BaseException] = []
 
-    def from_hub() -> None:
+    def start_and_record() -> None:
         try:
             ioloop.start()
         except RuntimeError as error:
             errors.append(error)
-        try:
-            ioloop.start()
-        except RuntimeError as error:
-            errors.append(error)
-        ioloop.stop()
 
-    ioloop.call_soon(from_hub)
+    ioloop.hub.loop.run_callback(start_and_record)  # runs in the hub itself
+    ioloop.call_soon(start_and_record)  # runs in start()'s greenlet
+    ioloop.call_later(0.01, ioloop.stop)
     ioloop.start()
-    assert len(errors) == 2 and all("hub" in str(e) for e in errors)
+    messages = sorted(str(error) for error in errors)
+    assert len(messages) == 2
+    assert any("cannot block the hub" in m for m in messages)
+    assert any("already running" in m for m in messages)
 
-    def reenter() -> None:
-        try:
-            ioloop.start()
-        except RuntimeError as error:
-            errors.append(error)
-        ioloop.stop()
-
-    gevent.spawn(reenter)
+    gevent.spawn(start_and_record)  # another greenlet, while the main one runs the loop
+    ioloop.call_later(0.01, ioloop.stop)
     ioloop.start()
-    assert "already running" in str(errors[-1])
+    assert "already running" in str(errors[2])
+
+
+def test_callbacks_run_in_the_greenlet_running_start(ioloop: GeventIOLoop) -> None:
+    where: list[Any] = []
+    ioloop.call_soon(lambda: where.append(gevent.getcurrent()))
+    ioloop.call_later(0.01, lambda: (where.append(gevent.getcurrent()), ioloop.stop()))
+    ioloop.start()
+    assert where == [gevent.getcurrent()] * 2
+
+
+def test_callbacks_may_block_cooperatively(ioloop: GeventIOLoop) -> None:
+    """A callback that sleeps pauses the loop's other callbacks, not the other greenlets."""
+    order: list[str] = []
+
+    def sleeper() -> None:
+        order.append("sleep")
+        gevent.sleep(0.05)
+        order.append("woke")
+
+    ticker = gevent.spawn(lambda: [order.append("tick") or gevent.sleep(0.01) for _ in range(3)])
+    ioloop.call_soon(sleeper)
+    ioloop.call_soon(lambda: order.append("next callback"))
+    wait_for(lambda: "next callback" in order, what="callbacks")
+    ticker.join(5)
+    assert order.index("woke") < order.index("next callback")
+    assert order.count("tick") == 3 and order.index("tick") < order.index("woke")
+
+
+def test_background_greenlet_runs_callbacks_without_start(ioloop: GeventIOLoop) -> None:
+    where: list[Any] = []
+    ioloop.call_soon(lambda: where.append(gevent.getcurrent()))
+    wait_for(lambda: where, what="a callback without start()")
+    assert where[0] is not gevent.getcurrent() and where[0] is not ioloop.hub
+    assert ioloop.background
+
+
+def test_without_background_callbacks_wait_for_start(gevent_mode: str) -> None:
+    ioloop = GeventIOLoop(background=False)
+    try:
+        ran: list[str] = []
+        ioloop.call_soon(lambda: ran.append("soon"))
+        ioloop.call_later(0, lambda: ran.append("timer"))
+        gevent.sleep(0.05)
+        assert ran == []
+        ioloop.call_later(0.02, ioloop.stop)
+        ioloop.start()
+        assert ran == ["soon", "timer"]
+        with pytest.raises(TypeError, match="background"):
+            GeventIOLoop(background=1)  # type: ignore[arg-type]
+    finally:
+        ioloop.close()
 
 
 def test_threadsafe_callbacks_from_real_threads_wake_the_hub(ioloop: GeventIOLoop) -> None:

@@ -39,4 +39,8 @@ def params(broker: Any) -> Callable[..., pika.ConnectionParameters]:
 @pytest.fixture
 def unique() -> Callable[[str], str]:
     """``unique(prefix)``: a queue name no other test uses."""
-    return lambda prefix="t": f"tornado-{prefix}-{uuid.uuid4().hex[:12]}"
+
+    def make(prefix: str = "t") -> str:
+        return f"tornado-{prefix}-{uuid.uuid4().hex[:12]}"
+
+    return make

@@ -80,8 +80,11 @@ async def _consume_beside_asyncio(params: pika.ConnectionParameters, queue: str)
             all_received.set_result(None)
 
     def on_channel(channel: Channel) -> None:
-        channel.queue_declare(queue, exclusive=True, callback=lambda _f: channel.basic_consume(
-            queue, on_message, callback=lambda _f: channel_ready.set_result(channel)))
+        def declared(_frame: Any) -> None:
+            channel.basic_consume(queue, on_message,
+                                  callback=lambda _f: channel_ready.set_result(channel))
+
+        channel.queue_declare(queue, exclusive=True, callback=declared)
 
     ticking = asyncio.create_task(ticker())
     echoing = asyncio.create_task(_echo_round_trips(50))

@@ -55,7 +55,7 @@ def test_event_loop_implements_the_contract() -> None:
         loop = TornadoEventLoop(ioloop)
         assert isinstance(loop, EventLoop)
         runnable: RunnableLoop = loop
-        assert loop.asyncio_loop is ioloop.asyncio_loop  # type: ignore[attr-defined]
+        assert loop.asyncio_loop is ioloop.asyncio_loop
         order: list[str] = []
         loop.call_soon(lambda: order.append("soon"))
         cancelled = loop.call_soon(lambda: order.append("cancelled"))
@@ -143,14 +143,14 @@ def _round_trip(h: TornadoHarness, sender: TornadoConnection, receiver: TornadoC
 
 
 def test_custom_ioloop(harness: TornadoHarness, params: Params, unique: Any) -> None:
-    conn = harness.connect(params())
+    conn = harness.connect(params(), "custom")
     assert conn.ioloop is harness.ioloop
     assert isinstance(conn.event_loop, TornadoEventLoop)
     assert conn.event_loop.ioloop is harness.ioloop
     assert _round_trip(harness, conn, conn, unique("custom"), b"on my loop") == b"on my loop"
     harness.close_connection(conn)
-    assert isinstance(harness.calls[next(k for k in harness.calls if k.endswith(".close"))][0][1],
-                      pika.exceptions.ConnectionClosedByClient)
+    _conn, reason = harness.wait("custom.close")
+    assert isinstance(reason, pika.exceptions.ConnectionClosedByClient)
     assert conn.event_loop.open_streams == 0
     assert conn.event_loop.watched_fds == 0
 
@@ -200,4 +200,4 @@ def test_connection_refused_reports_open_error(harness: TornadoHarness, params: 
     _conn, error = harness.wait("open_error")
     assert isinstance(error, pika.exceptions.AMQPConnectionError)
     assert not harness.calls.get("open")
-    assert conn.event_loop.watched_fds == 0
+    assert conn.event_loop.watched_fds == 0  # type: ignore[attr-defined]

@@ -33,7 +33,7 @@ def _install_helpers() -> ModuleType:
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    module.PACKAGES = PACKAGES  # build_wheels builds the wheels this names
+    module.PACKAGES = PACKAGES  # type: ignore[attr-defined]  # build_wheels builds these
     return module
 
 

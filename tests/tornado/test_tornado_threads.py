@@ -6,6 +6,7 @@ Every thread is joined with a timeout and every wait is bounded.
 
 from __future__ import annotations
 
+import functools
 import logging
 import queue
 import threading
@@ -77,8 +78,10 @@ def test_loop_on_a_non_main_thread(params: Params, unique: Any) -> None:
     def on_channel(channel: Channel) -> None:
         note_thread()
         state["channel"] = channel
-        channel.queue_declare(queue_name, exclusive=True, callback=lambda _f: channel.basic_consume(
-            queue_name, on_message, callback=lambda _f: consuming.set()))
+        def declared(_frame: Any) -> None:
+            channel.basic_consume(queue_name, on_message, callback=lambda _f: consuming.set())
+
+        channel.queue_declare(queue_name, exclusive=True, callback=declared)
 
     def on_open_error(_conn: Any, error: BaseException) -> None:
         state["errors"].append(error)
@@ -89,11 +92,14 @@ def test_loop_on_a_non_main_thread(params: Params, unique: Any) -> None:
         state["closed"] = reason
         state["ioloop"].stop()
 
+    def on_open(conn: TornadoConnection) -> None:
+        note_thread()
+        conn.channel(on_open_callback=on_channel)
+
     def create() -> None:  # on the loop's thread
         state["connection"] = TornadoConnection(
             params(),
-            on_open_callback=lambda conn: (
-                note_thread(), conn.channel(on_open_callback=on_channel)),
+            on_open_callback=on_open,
             on_open_error_callback=on_open_error,
             on_close_callback=on_close,
             custom_ioloop=state["ioloop"],
@@ -110,8 +116,8 @@ def test_loop_on_a_non_main_thread(params: Params, unique: Any) -> None:
         assert connection.ioloop is ioloop
         # the main thread publishes through the thread-safe callback
         for index in range(total):
-            connection.add_callback_threadsafe(
-                lambda i=index: state["channel"].basic_publish("", queue_name, f"m{i}".encode()))
+            connection.add_callback_threadsafe(functools.partial(
+                state["channel"].basic_publish, "", queue_name, f"m{index}".encode()))
         assert finished.wait(15), len(state["bodies"])
         connection.add_callback_threadsafe(connection.close)
     finally:
@@ -162,7 +168,7 @@ def test_thread_safe_acks_from_16_threads(
                     tag = inbox.get(timeout=0.2)
                 except queue.Empty:
                     continue
-                conn.add_callback_threadsafe(lambda tag=tag: ack_on_loop(tag))
+                conn.add_callback_threadsafe(functools.partial(ack_on_loop, tag))
                 done += 1
         except BaseException as error:
             failures.append(error)

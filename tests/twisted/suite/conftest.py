@@ -20,7 +20,6 @@ names an external one, else a private node is started here (when this suite is r
 from __future__ import annotations
 
 import atexit
-import inspect
 import json
 import os
 import sys
@@ -31,23 +30,20 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from twisted.internet import defer, reactor
+from twisted.internet import reactor
 from twisted.internet.protocol import ClientCreator
 from twisted.python.failure import Failure
+from twisted_helpers import RUN_TIMEOUT, as_deferred, params_for, spin, wait
 
 import amqp_core as pika
-from amqp_adapter_twisted import TwistedEventLoop, TwistedProtocolConnection
+from amqp_adapter_twisted import TwistedProtocolConnection
 from amqp_core.testing.broker import ExternalBroker, PrivateBroker, ensure_installed
 
 #: The JSON description of the main process's private broker.
 BROKER_ENV = "AMQP_TWISTED_BROKER"
-#: Default bound on one ``run``, in seconds.
-RUN_TIMEOUT = 30.0
 
 # helpers shared with the other integration tests (TcpProxy ...)
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "integration"))
-
-LOOP = TwistedEventLoop(reactor)
 
 
 @pytest.fixture(scope="session")
@@ -68,54 +64,6 @@ def broker() -> Iterator[Any]:
         yield node
 
 
-def as_deferred(function: Callable[..., Any], *args: Any) -> defer.Deferred[Any]:
-    """Call ``function``: a coroutine becomes a Deferred, a plain value a fired one."""
-    try:
-        result = function(*args)
-    except Exception:
-        return defer.fail()
-    if inspect.iscoroutine(result):
-        return defer.ensureDeferred(result)
-    if isinstance(result, defer.Deferred):
-        return result
-    return defer.succeed(result)
-
-
-def wait(deferred: defer.Deferred[Any], timeout: float = RUN_TIMEOUT) -> Any:
-    """Drive the reactor until ``deferred`` fires; return its result or raise its error.
-
-    :raises TimeoutError: it did not fire within ``timeout`` seconds (it is cancelled)
-    """
-    outcome: list[Any] = []
-
-    def done(result: Any) -> None:
-        outcome.append(result)
-        LOOP.stop_soon()
-
-    deferred.addBoth(done)
-    timer = reactor.callLater(timeout, LOOP.stop_soon)  # type: ignore[attr-defined]
-    try:
-        while not outcome:
-            LOOP.run_until_stopped()
-            if not outcome and not timer.active():
-                deferred.cancel()
-                raise TimeoutError(f"the Deferred did not fire within {timeout} s")
-    finally:
-        if timer.active():
-            timer.cancel()
-    result = outcome[0]
-    if isinstance(result, Failure):
-        result.raiseException()
-    return result
-
-
-def spin(seconds: float) -> None:
-    """Drive the reactor for ``seconds``."""
-    d: defer.Deferred[None] = defer.Deferred()
-    reactor.callLater(seconds, d.callback, None)  # type: ignore[attr-defined]
-    wait(d, seconds + 5)
-
-
 Runner = Callable[..., Any]
 
 
@@ -127,17 +75,6 @@ def run() -> Runner:
         return wait(as_deferred(function, *args), timeout)
 
     return runner
-
-
-def params_for(broker: Any, **overrides: Any) -> pika.ConnectionParameters:
-    """Parameters for ``broker`` (guest/guest on ``/``)."""
-    settings: dict[str, Any] = {
-        "host": broker.host,
-        "port": broker.port,
-        "credentials": pika.PlainCredentials("guest", "guest"),
-    }
-    settings.update(overrides)
-    return pika.ConnectionParameters(**settings)
 
 
 @pytest.fixture

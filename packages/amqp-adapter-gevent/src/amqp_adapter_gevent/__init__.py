@@ -11,7 +11,8 @@ channel methods directly or use the greenlet-safe ``add_callback``.
 
 from __future__ import annotations
 
-from ._loop import GeventEventLoop, GeventIOLoop
+from ._contract import GeventEventLoop
+from ._loop import GeventIOLoop
 from .connection import GeventConnection, make_ioloop
 
 __version__ = "0.1.0"

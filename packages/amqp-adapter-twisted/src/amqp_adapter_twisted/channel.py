@@ -485,16 +485,16 @@ class TwistedChannel(DeferredOwner):
         for consumer in consumers.values():
             if consumer.queue.closed is None:
                 consumer.queue.close(reason)
-        waiters, self._close_waiters = self._close_waiters, []
-        for waiter in waiters:
-            waiter.callback(reason)
-        if not self.on_closed.called:
-            self.on_closed.callback(reason)
         for callback in list(self._close_callbacks):
             try:
                 callback(self, reason)
             except Exception:
                 LOGGER.exception("Close callback %r raised", callback)
+        if not self.on_closed.called:
+            self.on_closed.callback(reason)
+        waiters, self._close_waiters = self._close_waiters, []
+        for waiter in waiters:
+            waiter.callback(reason)
 
 
 install(TwistedChannel, CHANNEL_DEFERREDS, Channel)

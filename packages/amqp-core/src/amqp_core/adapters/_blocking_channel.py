@@ -27,8 +27,8 @@ purge, get, qos, tx ...) in :mod:`._blocking_methods`; this module keeps the
 channel's state, publishing, acks and consumers.
 
 The channel talks to its connection through a few underscore methods that
-exist for it (``_wait``, ``_drain_output``, ``_notify``, ``_take_ready``,
-``_in_dispatch``), as pika's blocking channel does.
+exist for it (``_wait``, ``_drain_output``, ``_write_now``, ``_notify``,
+``_take_ready``, ``_in_dispatch``), as pika's blocking channel does.
 """
 
 from __future__ import annotations
@@ -58,7 +58,7 @@ from ._blocking_methods import (
     require_str,
     require_timeout,
 )
-from ._blocking_transport import FLUSH_THRESHOLD
+from ._blocking_transport import DISPATCH_FLUSH_THRESHOLD, FLUSH_THRESHOLD
 
 if TYPE_CHECKING:
     from ._blocking_loop import ReadyItem
@@ -534,6 +534,7 @@ class BlockingChannel(ChannelMethods, ConfirmTracker):
                 self._generator = None
                 raise
         pending = generator.pending
+        core = self._core
         while self._generator is generator:
             if pending:
                 item = pending.popleft()
@@ -542,6 +543,10 @@ class BlockingChannel(ChannelMethods, ConfirmTracker):
                     self._consumers.pop(generator.consumer_tag, None)
                     break
                 yield item.method, item.properties, item.body
+                if core.bytes_to_send > DISPATCH_FLUSH_THRESHOLD:
+                    # acks go out while the rest of a batch is yielded (as callbacks'
+                    # do), so the broker refills the prefetch window meanwhile
+                    self._connection._write_now()
                 continue
             if timeout is None:
                 self._process_data_events(None)

@@ -19,7 +19,8 @@ become items of one FIFO *ready* queue that only :meth:`BlockingLoop._dispatch`
 runs, called by ``process_data_events`` when it is not nested inside another
 callback, as in pika.  While a large batch is dispatched, the acks it queues
 are written every :data:`DISPATCH_FLUSH_THRESHOLD` bytes so the broker can
-refill the prefetch window meanwhile.
+refill the prefetch window meanwhile (the ``consume()`` generator does the same
+between the messages it yields).
 
 Every way the connection ends (our close acknowledged, the broker's close, a
 lost stream, a heartbeat or blocked-connection timeout, a protocol error)
@@ -58,14 +59,11 @@ from ..protocol import NEED_DATA
 from ..protocol import Connection as CoreConnection
 from ..protocol import events as ev
 from ._blocking_channel import BlockingChannel, Call
-from ._blocking_transport import SocketTransport, TransportClosed
+from ._blocking_transport import DISPATCH_FLUSH_THRESHOLD, SocketTransport, TransportClosed
 
 __all__ = ["DISPATCH_FLUSH_THRESHOLD", "BlockingLoop", "ReadyItem", "Timer", "last_words"]
 
 LOGGER = logging.getLogger("amqp_core.adapters.blocking_connection")
-
-#: Queued bytes (about 400 acks) written in the middle of dispatching a batch of callbacks.
-DISPATCH_FLUSH_THRESHOLD: Final = 8192
 
 #: An item of the ready queue: a delivery for a ``basic_consume`` consumer, or a ``Call``.
 ReadyItem = ev.Delivery | Call
@@ -169,6 +167,13 @@ class BlockingLoop:
             ready.clear()
             ready.extend(kept)
         return taken
+
+    def _write_now(self) -> None:
+        """Write what is queued without waiting; raise the connection's error if that failed."""
+        if self._error is None:
+            self._flush()
+            if self._error is not None:
+                self._raise_error()
 
     def _drain_output(self) -> None:
         """Write what is queued, do a non-blocking round of I/O, wait while the kernel is full."""

@@ -48,7 +48,7 @@ from .utils.connection_workflow import (
     AMQPConnectorTransportSetupError,
 )
 
-__all__ = ["FLUSH_THRESHOLD", "READ_SIZE", "SocketTransport", "TransportClosed", "open_socket"]
+__all__ = ["DISPATCH_FLUSH_THRESHOLD", "FLUSH_THRESHOLD", "READ_SIZE", "SocketTransport", "TransportClosed", "open_socket"]
 
 LOGGER = logging.getLogger("amqp_core.adapters.blocking_connection")
 
@@ -58,6 +58,11 @@ READ_SIZE: Final = 256 * 1024
 #: Queued outbound bytes above which a publish or an ack writes at once instead of
 #: leaving the write to the next wait.
 FLUSH_THRESHOLD: Final = 64 * 1024
+
+#: Queued bytes (about 400 acks) written while a batch of deliveries is being handed to the
+#: application (callbacks, or the ``consume()`` generator), so the broker refills the prefetch
+#: window meanwhile instead of waiting for the whole batch's acks.
+DISPATCH_FLUSH_THRESHOLD: Final = 8192
 
 _WOULD_BLOCK = (BlockingIOError, InterruptedError, ssl.SSLWantReadError, ssl.SSLWantWriteError)
 

@@ -118,7 +118,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:
         _silence_stdout()
         return EXIT_BROKEN_PIPE
-    except Exception as error:  # noqa: BLE001 - every error becomes one line and a code
+    except Exception as error:  # every error becomes one line and a code
         if show_traceback:
             traceback.print_exception(error, file=err)
         code, text = classify(error, context.target if context is not None else None)

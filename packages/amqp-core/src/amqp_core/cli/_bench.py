@@ -49,6 +49,8 @@ __all__ = ["BenchConfig", "Outcome", "ProgressSink", "bench", "run_scenario"]
 
 #: Messages published per loop turn (callback adapters) or between progress updates.
 BATCH = 1000
+#: Seconds a callback run waits for its connection to close.
+_CLOSE_TIMEOUT = 10.0
 #: Seconds the consumer generator of the blocking runs waits before re-checking the deadline.
 _POLL = 0.5
 
@@ -245,15 +247,30 @@ class _CallbackRun:
                 f"the {self.scenario} run did not finish within {self.config.timeout:g} s"
             ) from None
         finally:
-            if self.connection.is_open:
-                self.connection.close()
-            try:
-                harness.run_until(lambda: self.closed or self.connection.is_closed, 10.0,
-                                  what="the connection to close")
-            except LoopTimeout:
-                pass
+            self.finished = True  # callbacks arriving late start nothing new
+            self._shut_down()
         if self.error is not None:
             raise self.error
+
+    def _shut_down(self) -> None:
+        """Close the connection (once it is open, if it was still opening) and wait for it."""
+        from ..testing.harness import LoopTimeout
+
+        connection = self.connection
+
+        def settled() -> bool:
+            return bool(self.closed or connection.is_closed or connection.is_open)
+
+        def gone() -> bool:
+            return bool(self.closed or connection.is_closed)
+
+        try:
+            self.harness.run_until(settled, _CLOSE_TIMEOUT, what="the connection to settle")
+            if connection.is_open:
+                connection.close()
+            self.harness.run_until(gone, _CLOSE_TIMEOUT, what="the connection to close")
+        except LoopTimeout:
+            pass  # reported by nothing: the run's own outcome is what matters
 
     # ------------------------------------------------------------ plumbing
 
@@ -261,7 +278,7 @@ class _CallbackRun:
         def guarded(*args: Any) -> None:
             try:
                 function(*args)
-            except Exception as error:  # noqa: BLE001 - reported as the run's error
+            except Exception as error:  # reported as the run's error
                 self._finish(error)
 
         return guarded
@@ -273,6 +290,8 @@ class _CallbackRun:
         self.harness.notify()
 
     def _on_open(self, connection: Any) -> None:
+        if self.finished:
+            return  # timed out while connecting: _shut_down closes it
         connection.channel(on_open_callback=self._guard(self._on_channel))
 
     def _on_open_error(self, _connection: Any, error: BaseException) -> None:
@@ -289,6 +308,8 @@ class _CallbackRun:
         channel.queue_declare("", exclusive=True, callback=self._guard(self._on_queue))
 
     def _on_queue(self, reply: Any) -> None:
+        if self.finished:
+            return
         self.queue = reply.method.queue
         getattr(self, f"_start_{self.scenario}")()
 
@@ -301,6 +322,8 @@ class _CallbackRun:
 
         def burst() -> None:
             nonlocal remaining
+            if self.finished:
+                return
             size = min(BATCH, remaining)
             for _ in range(size):
                 publish("", queue, body)
@@ -463,7 +486,7 @@ def run_scenario(
             _run_blocking(params, scenario, config, advance, outcome)
         else:
             _run_callback(adapter, params, scenario, config, advance, outcome)
-    except Exception as error:  # noqa: BLE001 - one failed run must not end the others
+    except Exception as error:  # one failed run must not end the others
         outcome.error = error
     return outcome
 

@@ -127,12 +127,13 @@ def _read_body(ctx: Context) -> bytes:
 
 def _bodies(ctx: Context) -> list[bytes]:
     body = _read_body(ctx)
+    repeat: int = ctx.args.repeat
     if not ctx.args.lines:
-        return [body] * ctx.args.repeat
+        return [body] * repeat
     lines = body.split(b"\n")
     if lines and lines[-1] == b"":
         lines.pop()
-    return [line.removesuffix(b"\r") for line in lines] * ctx.args.repeat
+    return [line.removesuffix(b"\r") for line in lines] * repeat
 
 
 def publish(ctx: Context) -> int:
@@ -145,7 +146,9 @@ def publish(ctx: Context) -> int:
         )
     _positive(args.repeat, "--repeat")
     if args.mandatory and args.no_confirm:
-        raise UsageError("--mandatory needs confirms to report returned messages; drop --no-confirm")
+        raise UsageError(
+            "--mandatory needs confirms to report returned messages; drop --no-confirm"
+        )
     headers = parse_table("--header", args.header_items or [])
     properties = build_properties(vars(args), headers)
     ctx.parameters()
@@ -161,6 +164,10 @@ def publish(ctx: Context) -> int:
                     channel.basic_publish(
                         args.exchange, args.routing_key, body, properties, args.mandatory
                     )
+            if not channel.is_open:
+                # the broker closed the channel (404 no exchange ...) while the window
+                # waited: the next call on the channel raises that close
+                channel.wait_for_confirms()
     where = f"exchange {args.exchange!r}" if args.exchange else "the default exchange"
     status = "not confirmed (--no-confirm)" if args.no_confirm else "confirmed"
     ctx.out.write(

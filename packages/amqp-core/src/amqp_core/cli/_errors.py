@@ -61,7 +61,7 @@ __all__ = [
 EXIT_OK: Final = 0
 #: Any failure not listed below (a broken adapter, a bench run that failed, an I/O error ...).
 EXIT_FAILURE: Final = 1
-#: A bad command line: unknown option, missing argument, bad ``KEY=VALUE``, bad URL, unknown adapter.
+#: A bad command line: unknown option, missing argument, bad ``KEY=VALUE`` or URL, unknown adapter.
 EXIT_USAGE: Final = 2
 #: The connection could not be opened or was lost: refused, TLS, authentication, vhost, timeout.
 EXIT_CONNECTION: Final = 3

@@ -87,7 +87,7 @@ def _add_globals(parser: argparse.ArgumentParser, *, top: bool) -> None:
 
 
 def _add_table(
-    parser: argparse.ArgumentParser, flag: str, dest: str, what: str
+    parser: argparse.ArgumentParser | argparse._ArgumentGroup, flag: str, dest: str, what: str
 ) -> None:
     parser.add_argument(
         flag, action=_TableItem, const="str", dest=dest, metavar="KEY=VALUE",
@@ -132,8 +132,12 @@ def _add_publish(subparsers: Any) -> None:
         "Publisher confirms are on: the command returns once the broker has taken every\n"
         "message (exit code 4 if it nacks one, or returns a --mandatory one).",
     )
-    parser.add_argument("body", nargs="?", metavar="BODY", help="the message body (default: stdin)")
-    parser.add_argument("-e", "--exchange", default="", help="exchange (default: '', the default exchange)")
+    parser.add_argument(
+        "body", nargs="?", metavar="BODY", help="the message body (default: stdin)",
+    )
+    parser.add_argument(
+        "-e", "--exchange", default="", help="exchange (default: '', the default exchange)",
+    )
     parser.add_argument(
         "-r", "--routing-key", default="",
         help="routing key (with the default exchange: the queue name)",
@@ -264,9 +268,10 @@ def _add_delete(subparsers: Any) -> None:
 
 
 def _add_bind(subparsers: Any, name: str) -> None:
-    verb = "bind" if name == "bind" else "unbind"
+    bind = name == "bind"
+    verb = "bind" if bind else "unbind"
     parser = subparsers.add_parser(
-        name, help=f"{verb} a queue or an exchange {'to' if name == 'bind' else 'from'} an exchange",
+        name, help=f"{verb} a queue or an exchange {'to' if bind else 'from'} an exchange",
     )
     kinds = parser.add_subparsers(dest="kind", metavar="{queue,exchange}", required=True)
     queue = _leaf(

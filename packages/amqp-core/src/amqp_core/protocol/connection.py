@@ -657,6 +657,18 @@ class Connection:
                         spec.UNEXPECTED_FRAME, "method frame inside a content body"
                     )
                 content.start(_decode_method(index, payload))
+                # shortcut: the header and a one-frame body usually follow in the same
+                # read; take them here, exactly as the frame loop would
+                reader = self._reader
+                content_payload = reader.maybe_next_payload(2, channel_number)
+                if content_payload is None:
+                    return
+                if content.on_header(content_payload):
+                    self._content_complete(record)
+                    return
+                content_payload = reader.maybe_next_payload(3, channel_number)
+                if content_payload is not None and content.on_body(content_payload):
+                    self._content_complete(record)
                 return
             method = _decode_method(index, payload)
             if channel_number == 0:

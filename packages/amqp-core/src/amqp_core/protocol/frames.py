@@ -155,6 +155,31 @@ class FrameReader:
         self._position = end + 1
         return frame_type, channel, buffer[position + 7 : end]
 
+    def maybe_next_payload(self, frame_type: int, channel: int) -> bytes | None:
+        """Take the next frame's payload if it is a complete, well-formed frame of this type
+        on this channel; otherwise None and nothing is consumed.
+
+        A shortcut for the content frames that follow a delivery; anything unusual
+        (another channel, an incomplete, oversized or malformed frame) is left for
+        :meth:`next_frame`, which reports it.
+        """
+        buffer = self._buffer
+        position = self._position
+        if self._pending is not None or len(buffer) - position < FRAME_OVERHEAD:
+            return None
+        kind, number, size = FRAME_HEADER.unpack_from(buffer, position)
+        end = position + 7 + size
+        if (
+            kind != frame_type
+            or number != channel
+            or end >= len(buffer)
+            or size + FRAME_OVERHEAD > self.max_frame_size
+            or buffer[end] != FRAME_END_BYTE
+        ):
+            return None
+        self._position = end + 1
+        return buffer[position + 7 : end]
+
 
 def encode_method_frame(channel: int, method: Method) -> bytes:
     """Encode a method as one frame."""

@@ -5,14 +5,28 @@ pytest collects all of them in the importing module, each parametrized over the
 selected adapters by the kit's plugin (``-p amqp_core.testing``):
 
 * :mod:`~amqp_core.testing.loop_tests` -- soon-callbacks, timers, the thread-safe callback;
-* :mod:`~amqp_core.testing.stream_tests` -- streams, TLS, large writes, close vs abort.
+* :mod:`~amqp_core.testing.stream_tests` -- streams, TLS, large writes, close vs abort;
+* :mod:`~amqp_core.testing.protocol_tests` -- the adapter's connection class against a scripted
+  AMQP peer (no broker needed);
+* :mod:`~amqp_core.testing.scenarios` and :mod:`~amqp_core.testing.blocking_scenarios` -- live
+  scenarios against a broker (skipped without one: ``--amqp-url`` or ``--amqp-private-broker``).
 """
 
 from __future__ import annotations
 
 from .loop_tests import *  # noqa: F403
 from .loop_tests import __all__ as _loop_all
+from .blocking_scenarios import *  # noqa: F403
+from .blocking_scenarios import __all__ as _blocking_all
+from .protocol_tests import *  # noqa: F403
+from .protocol_tests import __all__ as _protocol_all
+from .scenarios import *  # noqa: F403
+from .scenarios import __all__ as _live_all
 from .stream_tests import *  # noqa: F403
 from .stream_tests import __all__ as _stream_all
 
-__all__ = [name for name in (*_loop_all, *_stream_all) if name.startswith("test_")]
+__all__ = [
+    name
+    for name in (*_loop_all, *_stream_all, *_protocol_all, *_live_all, *_blocking_all)
+    if name.startswith("test_")
+]

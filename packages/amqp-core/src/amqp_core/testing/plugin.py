@@ -45,6 +45,7 @@ __all__ = [
     "BLOCKING_ADAPTERS",
     "amqp_adapter",
     "amqp_blocking_adapter",
+    "amqp_blocking_connect",
     "amqp_broker",
     "amqp_client",
     "amqp_harness",
@@ -342,3 +343,27 @@ def amqp_params(amqp_broker: Any) -> Callable[..., Any]:
         return parameters
 
     return make
+
+
+@pytest.fixture
+def amqp_blocking_connect(
+    amqp_blocking_adapter: str, amqp_params: Callable[..., Any]
+) -> Iterator[Callable[..., Any]]:
+    """``amqp_blocking_connect(**parameter_overrides)`` opens the blocking adapter's connection
+    to the broker; every connection is closed afterwards."""
+    from ..plugins import get_connection_class
+
+    connection_class = get_connection_class(amqp_blocking_adapter)
+    opened: list[Any] = []
+
+    def connect(**overrides: Any) -> Any:
+        connection = connection_class(amqp_params(**overrides))
+        opened.append(connection)
+        return connection
+
+    try:
+        yield connect
+    finally:
+        for connection in opened:
+            if connection.is_open:
+                connection.close()

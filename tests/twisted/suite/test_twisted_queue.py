@@ -1,0 +1,103 @@
+"""ClosableDeferredQueue: put/get, close(reason) errbacks waiters and rejects later calls."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from twisted.internet.defer import CancelledError, DeferredQueue, QueueOverflow, QueueUnderflow
+
+from amqp_adapter_twisted import ClosableDeferredQueue
+from amqp_core.exceptions import ConsumerCancelled
+
+
+def result_of(deferred: Any) -> Any:
+    """The result of an already-fired Deferred (its Failure consumed)."""
+    box: list[Any] = []
+    deferred.addBoth(box.append)
+    assert box, "the Deferred has not fired"
+    return box[0]
+
+
+def test_is_a_deferred_queue_and_fifo() -> None:
+    queue = ClosableDeferredQueue()
+    assert isinstance(queue, DeferredQueue)
+    assert queue.put(1) is None
+    queue.put(2)
+    assert list(queue.pending) == [1, 2]
+    assert result_of(queue.get()) == 1
+    assert result_of(queue.get()) == 2
+    assert not queue.pending
+
+
+def test_waiting_getters_are_served_in_order() -> None:
+    queue = ClosableDeferredQueue()
+    first, second = queue.get(), queue.get()
+    assert len(queue.waiting) == 2
+    assert not first.called
+    queue.put("a")
+    queue.put("b")
+    assert result_of(first) == "a"
+    assert result_of(second) == "b"
+    assert not queue.waiting
+
+
+def test_close_errbacks_every_waiter_and_drops_pending() -> None:
+    queue = ClosableDeferredQueue()
+    waiters = [queue.get() for _ in range(3)]
+    reason = ConsumerCancelled("gone")
+    queue.close(reason)
+    assert queue.closed is reason
+    assert not queue.waiting
+    for waiter in waiters:
+        failure = result_of(waiter)
+        assert failure.value is reason
+
+
+def test_later_puts_and_gets_fail_with_the_reason() -> None:
+    queue = ClosableDeferredQueue()
+    queue.put("kept")
+    reason = RuntimeError("closed")
+    queue.close(reason)
+    assert not queue.pending
+    assert result_of(queue.get()).value is reason
+    assert result_of(queue.put("late")).value is reason
+    assert not queue.pending
+
+
+def test_drain_takes_what_is_held() -> None:
+    queue = ClosableDeferredQueue()
+    for item in range(3):
+        queue.put(item)
+    assert queue.drain() == [0, 1, 2]
+    assert not queue.pending
+
+
+def test_size_and_backlog_limits() -> None:
+    queue = ClosableDeferredQueue(size=1, backlog=1)
+    queue.put(1)
+    with pytest.raises(QueueOverflow):
+        queue.put(2)
+    assert result_of(queue.get()) == 1
+    queue.get()
+    with pytest.raises(QueueUnderflow):
+        queue.get()
+
+
+def test_cancelled_get_leaves_the_queue() -> None:
+    queue = ClosableDeferredQueue()
+    waiter = queue.get()
+    waiter.cancel()
+    assert result_of(waiter).check(CancelledError)
+    assert not queue.waiting
+    queue.put("x")
+    assert list(queue.pending) == ["x"]
+
+
+def test_bad_arguments() -> None:
+    with pytest.raises(TypeError, match="size"):
+        ClosableDeferredQueue(size="3")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="backlog"):
+        ClosableDeferredQueue(backlog=-1)
+    with pytest.raises(TypeError, match="reason"):
+        ClosableDeferredQueue().close(None)  # type: ignore[arg-type]
