@@ -21,6 +21,9 @@ uv run --no-sync ruff check .
 section "mypy"
 uv run --no-sync mypy
 
+section "documentation site (mkdocs --strict)"
+uv run --no-sync mkdocs build --strict --quiet -d "$(mktemp -d)"
+
 section "pytest"
 status=0
 uv run --no-sync pytest "$@" || status=$?

@@ -46,6 +46,7 @@ def test_check_json_reports_what_was_negotiated(cli: Run, broker: Any) -> None:
     assert report["capabilities"]["exchange_exchange_bindings"] is True
     assert report["tls"] is None
     assert report["user"] == "guest" and report["virtual_host"] == "/"
+    assert report["auth_mechanism"] == "PLAIN"
 
 
 def test_check_over_tls_reports_version_cipher_and_peer(cli: Run, private_broker: Any) -> None:
@@ -60,6 +61,18 @@ def test_check_over_tls_reports_version_cipher_and_peer(cli: Run, private_broker
     text = cli("--url", url, "check").out
     assert "tls:\n  version: TLSv1." in text
     assert "  peer subject: " in text and "CN=localhost" in text
+
+
+def test_check_with_a_client_certificate_and_external_login(
+    cli: Run, private_broker: Any
+) -> None:
+    url = (f"amqps://{private_broker.host}:{private_broker.tls_port}/%2F"
+           f"?cacertfile={private_broker.ca_path}&certfile={private_broker.client_cert_path}"
+           f"&keyfile={private_broker.client_key_path}&auth_mechanism=external")
+    result = cli("--url", url, "check")
+    assert result.code == EXIT_OK, result
+    assert "(vhost '/', EXTERNAL login)" in result.out.splitlines()[0]
+    assert "tls:\n  version: TLSv1." in result.out
 
 
 def test_check_over_tls_without_the_ca_is_exit_3(cli: Run, private_broker: Any) -> None:

