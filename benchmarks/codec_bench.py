@@ -14,10 +14,10 @@ The workloads (a "message" is its method, content header and body frames):
 * ``publish 64 B + props, encode``: Basic.Publish with BasicProperties (content type, delivery
   mode, message id, app id and three headers) and a 64-byte body.  Ours goes through the real
   client path, :meth:`amqp_core.protocol.Connection.basic_publish` on a core put into the OPEN
-  state by a scripted handshake, draining ``data_to_send()`` every 100 small messages or every large one
-  (a loop turn).
-  pika: what its ``Channel.basic_publish`` does -- a ``spec.Basic.Publish`` and
-  ``frame.Method`` / ``frame.Header`` / ``frame.Body`` ``marshal()``.  pamqp:
+  state by a scripted handshake, draining ``data_to_send()`` once per loop turn (every 100 small
+  messages, or every large one).  pika: what its ``Channel.basic_publish`` does -- a
+  ``spec.Basic.Publish`` and ``frame.Method`` / ``frame.Header`` / ``frame.Body``
+  ``marshal()``.  pamqp:
   ``pamqp.frame.marshal`` of a ``commands.Basic.Publish``, ``ContentHeader`` and ``ContentBody``.
 * ``deliver 64 B + props, decode``: the bytes of N Basic.Deliver messages, fed in reads.  Ours:
   ``receive_data`` per read (256 KiB, our stream's read size) and ``next_event()`` drained to
@@ -45,23 +45,22 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import best_of, describe_machine, fmt_rate, print_table, ratio, timed  # noqa: E402
+import pika.channel
+import pika.frame
+import pika.spec
+from _common import best_of, describe_machine, fmt_rate, print_table, ratio, timed
+from pamqp import body as pamqp_body
+from pamqp import commands as pamqp_commands
+from pamqp import frame as pamqp_frame
+from pamqp import header as pamqp_header
 
-import pika.channel  # noqa: E402
-import pika.frame  # noqa: E402
-import pika.spec  # noqa: E402
-from pamqp import body as pamqp_body  # noqa: E402
-from pamqp import commands as pamqp_commands  # noqa: E402
-from pamqp import frame as pamqp_frame  # noqa: E402
-from pamqp import header as pamqp_header  # noqa: E402
-
-from amqp_core import spec  # noqa: E402
-from amqp_core.credentials import PlainCredentials  # noqa: E402
-from amqp_core.io.fd_streams import READ_SIZE  # noqa: E402
-from amqp_core.protocol import NEED_DATA, Connection  # noqa: E402
-from amqp_core.protocol import events as ev  # noqa: E402
-from amqp_core.protocol.channel import ContentAssembler  # noqa: E402
-from amqp_core.protocol.frames import (  # noqa: E402
+from amqp_core import spec
+from amqp_core.credentials import PlainCredentials
+from amqp_core.io.fd_streams import READ_SIZE
+from amqp_core.protocol import NEED_DATA, Connection
+from amqp_core.protocol import events as ev
+from amqp_core.protocol.channel import ContentAssembler
+from amqp_core.protocol.frames import (
     FRAME_HEADER,
     FrameReader,
     encode_content,
@@ -72,7 +71,7 @@ FRAME_MAX = 131072
 EXCHANGE = "bench.exchange"
 ROUTING_KEY = "bench.routing.key"
 CONSUMER_TAG = "ctag-bench-0123456789abcdef"
-PROPS = {
+PROPS: dict[str, Any] = {
     "content_type": "application/json",
     "delivery_mode": 2,
     "message_id": "msg-5f0c2a7e-0001",
@@ -123,7 +122,7 @@ def open_core() -> Connection:
 
 
 def ours_publish(count: int, body: bytes) -> Workload:
-    properties = spec.BasicProperties(**PROPS)  # type: ignore[arg-type]
+    properties = spec.BasicProperties(**PROPS)
 
     turn = turn_for(body)
 
@@ -145,7 +144,7 @@ def ours_publish(count: int, body: bytes) -> Workload:
 
 def ours_deliver_bytes(count: int, body: bytes) -> bytes:
     """The wire bytes of ``count`` deliveries (our encoders; checked against pika's decoder)."""
-    payload = b"".join(spec.BasicProperties(**PROPS).encode())  # type: ignore[arg-type]
+    payload = b"".join(spec.BasicProperties(**PROPS).encode())
     pieces: list[bytes] = []
     for tag in range(1, count + 1):
         method = spec.Basic.Deliver(consumer_tag=CONSUMER_TAG, delivery_tag=tag,
@@ -190,7 +189,7 @@ def ours_deliver(stream: bytes, count: int) -> Workload:
 
 
 def ours_deliver_encode(count: int, body: bytes) -> Workload:
-    properties = spec.BasicProperties(**PROPS)  # type: ignore[arg-type]
+    properties = spec.BasicProperties(**PROPS)
 
     turn = turn_for(body)
 
@@ -382,7 +381,7 @@ def pamqp_decode(stream: bytes, count: int) -> Workload:
             expected = received = 0
             parts: list[bytes] = []
             for raw in frames():
-                _consumed, _channel, value = unmarshal(raw)
+                value: Any = unmarshal(raw)[2]
                 if value.__class__ is content_header:
                     expected, received = value.body_size, 0
                     parts = []
@@ -410,7 +409,7 @@ def check_equivalence() -> None:
     """Our encoders' output must decode to the same message in pika (else the race is unfair)."""
     core = open_core()
     core.basic_publish(1, EXCHANGE, ROUTING_KEY, SMALL_BODY,
-                       spec.BasicProperties(**PROPS))  # type: ignore[arg-type]
+                       spec.BasicProperties(**PROPS))
     data = core.data_to_send()
     decoded = []
     while data:

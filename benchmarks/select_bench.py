@@ -47,11 +47,10 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import broker, describe_machine, fmt_rate, print_table, ratio  # noqa: E402
+import pika
+from _common import broker, describe_machine, fmt_rate, print_table, ratio
 
-import pika  # noqa: E402
-
-import amqp_core  # noqa: E402
+import amqp_core
 
 BODY = b"x" * 64
 
@@ -92,7 +91,7 @@ class Run:
         ioloop.start()
         try:
             ioloop.remove_timeout(timer)
-        except Exception:  # noqa: BLE001 - the loop may be closed already
+        except Exception:
             pass
         if self.error is not None:
             raise BenchError(f"{lib.__name__}: {self.error!r}")

@@ -21,7 +21,6 @@ by ``--timeout`` seconds.  Figures, never assertions.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -71,10 +70,6 @@ class TornadoRun(Run):
             timer = ioloop.call_later(self.timeout, self._on_timeout)
             ioloop.start()
             ioloop.remove_timeout(timer)
-            if isinstance(self.connection, TornadoConnection):
-                ioloop.run_sync(self.connection.wait_stream_closed)
-            else:  # pika closes its socket before the close callback; let the loop settle
-                ioloop.run_sync(lambda: asyncio.sleep(0))
         finally:
             ioloop.close(all_fds=True)
         if self.error is not None:

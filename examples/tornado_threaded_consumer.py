@@ -181,10 +181,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         ioloop.start()
     finally:
-        # wait for the work in progress (its acks go nowhere: the channel is closed), then let
-        # the IOLoop close the socket before the loop itself is closed
+        # wait for the work in progress (its acks go nowhere: the channel is closed)
         consumer.pool.shutdown(wait=True, cancel_futures=True)
-        ioloop.run_sync(consumer.connection.wait_stream_closed)
         ioloop.close()
     elapsed = time.monotonic() - consumer.started if consumer.started else 0.0
     by_worker = ", ".join(f"{name}: {count}"

@@ -30,6 +30,7 @@ def test_publish_body_properties_and_headers(
     assert "published 1 message(s)" in result.out and "confirmed" in result.out
     _method, properties, body = amqp.channel().basic_get(queue, auto_ack=True)
     assert body == "héllo".encode()
+    assert properties is not None and properties.headers is not None
     assert properties.content_type == "text/plain"
     assert properties.content_encoding == "utf-8"
     assert properties.delivery_mode == 2

@@ -107,6 +107,7 @@ def test_bad_header_syntax(offline_cli: Run, option: str, value: str, expected: 
         (["publish", "-r", "q", "b", "--mandatory", "--no-confirm"], "--mandatory"),
         (["consume", "q", "--count", "-1"], "--count"),
         (["consume", "q", "--idle-timeout", "0"], "--idle-timeout"),
+        (["consume", "q", "--prefetch", "70000"], "--prefetch"),
         (["consume", "q", "--ack-mode", "maybe"], "--ack-mode"),
         (["get", "q", "--count", "0"], "--count"),
         (["get", ""], "queue name must not be empty"),

@@ -80,7 +80,8 @@ def main(mode: str, argv: list[str], kit: bool = False) -> int:
     os.environ["AMQP_GEVENT_MODE"] = mode
     common = ["-c", str(ROOT / "pyproject.toml"), "--rootdir", str(ROOT), "-p", "no:cacheprovider"]
     if kit:
-        args = [*common, str(ROOT / "tests" / "kit"), "--amqp-adapter=gevent", *argv]
+        kit_suite = ROOT / "tests" / "kit" / "test_kit_suite.py"
+        args = [*common, str(kit_suite), "--amqp-adapter=gevent", *argv]
         return int(pytest.main(args, plugins=[kit_plugin()] if mode == "monkey" else []))
     suite = sorted(str(path) for path in HERE.glob("gevent_suite_*.py"))
     args = [*common, "-o", "python_files=gevent_suite_*.py", *suite, *argv]

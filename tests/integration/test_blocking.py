@@ -766,3 +766,21 @@ def test_basic_cancel_of_the_generator_consumer_ends_the_generator(ch: BlockingC
     assert list(_bounded(items, DEADLINE)) == []
     assert ch.get_waiting_message_count() == 0
     ch.queue_delete(queue)
+
+
+@pytest.mark.parametrize("windowed", [False, True])
+def test_confirmed_publish_to_missing_exchange_raises_channel_closed(
+    conn: BlockingConnection, windowed: bool
+) -> None:
+    channel = conn.channel()
+    channel.confirm_delivery()
+    missing = unique("no-such-exchange")
+    with pytest.raises(exceptions.ChannelClosedByBroker) as raised:
+        if windowed:
+            with channel.confirm_window(max_outstanding=10):
+                channel.basic_publish(missing, "rk", b"x")
+        else:
+            channel.basic_publish(missing, "rk", b"x")
+    assert raised.value.reply_code == 404
+    assert channel.is_closed
+    assert conn.is_open

@@ -7,6 +7,7 @@ kit's; here only what is tornado's: which IOLoop a connection runs on and how lo
 from __future__ import annotations
 
 import asyncio
+import gc
 import socket
 import ssl
 import threading
@@ -216,3 +217,26 @@ def test_tls_with_a_large_message(
     assert _round_trip(harness, conn, conn, unique("tls"), body) == body
     harness.close_connection(conn)
     assert conn.event_loop.watched_fds == 0  # type: ignore[attr-defined]
+
+
+def test_loop_stopped_in_the_close_callback_can_be_closed_at_once(params: Params) -> None:
+    """pika's usual pattern: ``ioloop.stop()`` in on_close, then close the IOLoop; no socket is
+    left behind (a leaked one is a ResourceWarning, an error under this suite's filters)."""
+    ioloop = IOLoop(make_current=False)
+    seen: dict[str, Any] = {}
+
+    def on_closed(connection: TornadoConnection, reason: BaseException) -> None:
+        seen["reason"] = reason
+        seen["watched"] = connection.event_loop.watched_fds  # type: ignore[attr-defined]
+        ioloop.stop()
+
+    conn = TornadoConnection(params(), on_open_callback=lambda c: c.close(),
+                             on_close_callback=on_closed, custom_ioloop=ioloop)
+    deadline = ioloop.call_later(15, ioloop.stop)
+    ioloop.start()
+    ioloop.remove_timeout(deadline)
+    ioloop.close()
+    del conn
+    gc.collect()
+    assert isinstance(seen["reason"], pika.exceptions.ConnectionClosedByClient)
+    assert seen["watched"] == 0

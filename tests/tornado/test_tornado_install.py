@@ -88,7 +88,6 @@ SCRIPT = textwrap.dedent(
     )
     ioloop.call_later(30, ioloop.stop)
     ioloop.start()
-    ioloop.run_sync(connection.wait_stream_closed)
     ioloop.close()
     out["body"] = got[0] if got else None
     print(json.dumps(out))

@@ -57,9 +57,6 @@ def test_loop_on_a_non_main_thread(params: Params, unique: Any) -> None:
         ioloop.add_callback(ready.set)
         try:
             ioloop.start()
-            connection = state.get("connection")
-            if connection is not None:
-                ioloop.run_sync(connection.wait_stream_closed, timeout=10)
         except Exception as error:  # reported to the main thread
             state["errors"].append(error)
         finally:

@@ -17,6 +17,7 @@ import amqp_core as pika
 from amqp_adapter_twisted import TwistedChannel, TwistedProtocolConnection
 from amqp_core.exceptions import (
     AMQPConnectionError,
+    AMQPHeartbeatTimeout,
     ChannelClosedByClient,
     ConnectionClosedByBroker,
     ConnectionOpenAborted,
@@ -280,3 +281,30 @@ def test_channel_is_a_twisted_channel(run: Any, connect: Any) -> None:
         assert third.is_open
 
     run(scenario)
+
+
+def test_heartbeat_timeout_ends_the_connection(run: Any, broker: Any, params: Any,
+                                               connect: Any) -> None:
+    proxy = TcpProxy(broker.host, broker.port)
+    try:
+        async def setup() -> Any:
+            connection = await connect(params(heartbeat=1), port=proxy.port)
+            channel = await connection.channel()
+            queue_object, _tag = await channel.basic_consume(
+                (await channel.queue_declare("", exclusive=True)).method.queue
+            )
+            return connection, queue_object.get()
+
+        connection, waiting = run(setup)
+        assert connection.heartbeat == 1
+        proxy.freeze()  # the broker goes silent: no heartbeats arrive
+
+        async def after() -> None:
+            reason = await connection.closed
+            assert isinstance(reason, AMQPHeartbeatTimeout)
+            with pytest.raises(AMQPHeartbeatTimeout):
+                await waiting
+
+        run(after, timeout=15)
+    finally:
+        proxy.close()

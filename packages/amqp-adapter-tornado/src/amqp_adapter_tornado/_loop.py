@@ -32,11 +32,8 @@ tornado only offers a slower wrapper of the same call:
 * The stream's protocol is a :class:`_Relay` whose ``data_received`` (and the
   other hot callbacks) ARE the driver's bound methods, so the transport calls
   the driver directly; only ``connection_made`` / ``connection_lost`` pass
-  through it, to count the streams still open.  The connection's close
-  callbacks run as soon as the AMQP connection has ended, and the socket is
-  closed one loop callback later: :meth:`TornadoEventLoop.wait_streams_closed`
-  waits for that, so a program can close its IOLoop without leaving a socket
-  behind (a loop stopped from a close callback and then closed would).
+  through it, to count the streams still open
+  (:meth:`TornadoEventLoop.wait_streams_closed` waits until there are none).
 
 Nothing here is tied to the thread that created the object: the IOLoop may run
 in any one thread, and other asyncio code may share its loop.

@@ -12,9 +12,11 @@ without tornado's or asyncio's deprecated paths: the IOLoop of the running
 asyncio loop when there is one, else that of the thread's current asyncio
 loop, else a new IOLoop made current for the thread (:func:`default_ioloop`).
 
-The close callbacks run when the AMQP connection ends; the socket is closed
-a loop callback later, so :meth:`TornadoConnection.wait_stream_closed` is there
-for programs that close their IOLoop right after.
+The close callbacks run once the stream has ended (the driver waits for it,
+at most a couple of seconds) and the socket is closed as they return, so an
+IOLoop stopped from a close callback can be closed at once;
+:meth:`TornadoConnection.wait_stream_closed` is there for coroutines that
+close a connection and want to wait for the socket.
 
 Create a connection on the IOLoop's thread, or before that loop runs; from
 other threads, only :meth:`~TornadoConnection.add_callback_threadsafe` (which
@@ -129,13 +131,12 @@ class TornadoConnection(BaseConnection):
         return ioloop
 
     async def wait_stream_closed(self, timeout: float = 5.0) -> None:
-        """Wait until the connection's socket is really closed.
+        """Wait until the connection's socket is closed (at once if it is).
 
-        The close callbacks run as soon as the AMQP connection has ended; the
-        socket is closed a loop callback or two later.  A program that stops the
-        IOLoop from a close callback and then closes it should first run
-        ``ioloop.run_sync(connection.wait_stream_closed)``, so no socket is left
-        behind.  A stream still open after ``timeout`` seconds is aborted.
+        For a coroutine on the IOLoop that called :meth:`close` and wants the
+        socket gone before it goes on; callback code gets the same guarantee
+        from the close callback.  A stream still open after ``timeout`` seconds
+        is aborted.
         """
         loop = self.event_loop
         assert isinstance(loop, TornadoEventLoop)

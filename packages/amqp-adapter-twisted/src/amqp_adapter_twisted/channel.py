@@ -42,7 +42,7 @@ and body).  An ack with ``multiple`` settles every tag up to it.
 ``basic_get``: as in pika, the callback API does not pass Basic.GetEmpty to
 the get callback; a persistent ``add_callback(..., [Basic.GetEmpty])`` on the
 callback channel (registered once) fires the one ``basic_get`` in flight with
-None.
+None (on the next reactor turn, see ``_on_get_empty``).
 
 Use a TwistedChannel on the reactor's thread only; from other threads go
 through ``connection.add_callback_threadsafe`` (``reactor.callFromThread``).
@@ -457,7 +457,11 @@ class TwistedChannel(DeferredOwner):
     def _on_get_empty(self, _method_frame: Any) -> None:
         deferred, self._get_deferred = self._get_deferred, None
         if deferred is not None:
-            self._settle(deferred, None)
+            # Fired on the next reactor turn: the callback channel calls GetEmpty listeners
+            # before it forgets its own get callback, and a Deferred's callbacks run at once
+            # (an awaiting coroutine calling basic_get again would see DuplicateGetOkCallback).
+            connection: Any = self.callback_channel.connection
+            connection.event_loop.call_soon(lambda: self._settle(deferred, None))
 
     def callback_deferred(self, deferred: Deferred[Any], replies: list[Any]) -> None:
         """Fire ``deferred`` with the ``frame.Method`` of the first of ``replies`` to arrive.

@@ -298,7 +298,8 @@ class ConfirmTracker:
             self._returned.append(message)
 
     def _clear_confirms(self) -> None:
-        self._unconfirmed.clear()
+        # _unconfirmed is kept: a publisher still waiting must see that its message was
+        # never confirmed, so the wait raises the channel's close instead of returning
         self._window_max = 0
         self._awaiting = 0
 

@@ -48,7 +48,14 @@ from .utils.connection_workflow import (
     AMQPConnectorTransportSetupError,
 )
 
-__all__ = ["DISPATCH_FLUSH_THRESHOLD", "FLUSH_THRESHOLD", "READ_SIZE", "SocketTransport", "TransportClosed", "open_socket"]
+__all__ = [
+    "DISPATCH_FLUSH_THRESHOLD",
+    "FLUSH_THRESHOLD",
+    "READ_SIZE",
+    "SocketTransport",
+    "TransportClosed",
+    "open_socket",
+]
 
 LOGGER = logging.getLogger("amqp_core.adapters.blocking_connection")
 

@@ -44,6 +44,7 @@ from ._errors import (
 )
 
 __all__ = [
+    "EXIT_BROKEN_PIPE",
     "EXIT_CHANNEL",
     "EXIT_CONNECTION",
     "EXIT_FAILURE",

@@ -194,6 +194,8 @@ def consume(ctx: Context) -> int:
     _require_name(args.queue, "queue")
     _positive(args.count, "--count", zero=True)
     _positive(args.prefetch, "--prefetch", zero=True)
+    if args.prefetch > 65535:
+        raise UsageError(f"bad --prefetch {args.prefetch}: must be <= 65535")
     if args.idle_timeout is not None and args.idle_timeout <= 0:
         raise UsageError(f"bad --idle-timeout {args.idle_timeout}: must be > 0")
     arguments = parse_table("--arg", args.argument_items or [])

@@ -297,8 +297,8 @@ def _add_adapters(subparsers: Any) -> None:
     parser = _leaf(
         subparsers, "adapters", "adapters", "list the installed adapters",
         "List the installed adapters: distribution and version, the event loop each runs\n"
-        "on and that loop's version.  Reading the list imports no event-loop framework;\n"
-        "--verify also imports each connection class.",
+        "on and that loop's version, from entry-point metadata and each plugin's\n"
+        "description; --verify also imports each connection class.",
     )
     parser.add_argument(
         "--verify", action="store_true", help="import each adapter's connection class",

@@ -81,7 +81,7 @@ class ContentAssembler:
         if len(payload) < 14:
             # fix: was RemoteBodyTooLong, which says the opposite of what went wrong
             raise RemoteFrameError(spec.FRAME_ERROR, "content header frame too short")
-        body_size = _BODY_SIZE.unpack_from(payload, 4)[0]
+        body_size: int = _BODY_SIZE.unpack_from(payload, 4)[0]
         if body_size > self.max_body_size:
             raise RemoteBodyTooLong(
                 spec.FRAME_ERROR,

@@ -121,6 +121,7 @@ class LoopHarness:
         self._closed = False
         self._generation = 0
         self._predicate: Callable[[], Any] | None = None
+        self._cleanups: list[Callable[[], Any]] = []
 
     # ------------------------------------------------------------ to override
 
@@ -297,13 +298,25 @@ class LoopHarness:
 
     # ------------------------------------------------------------ closing
 
+    def add_cleanup(self, cleanup: Callable[[], Any]) -> None:
+        """Call ``cleanup()`` on the loop's thread at :meth:`close`, before the last run
+        (e.g. abort a stream a failed test left open)."""
+        if not callable(cleanup):
+            raise TypeError(f"cleanup must be callable, not {type(cleanup).__name__}")
+        self._cleanups.append(cleanup)
+
     def close(self) -> None:
-        """Let pending callbacks run for a moment, then close the native loop.  Idempotent."""
+        """Run the cleanups, let pending callbacks run for a moment, then close the native
+        loop.  Idempotent."""
         if self._closed:
             return
         try:
+            cleanups, self._cleanups = self._cleanups, []
+            for cleanup in cleanups:
+                with contextlib.suppress(Exception):
+                    cleanup()
             with contextlib.suppress(LoopTimeout):
-                self.run_for(0.02)
+                self.run_for(0.05 if cleanups else 0.02)
         finally:
             self._closed = True
             self.close_native()

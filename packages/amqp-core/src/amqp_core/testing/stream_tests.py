@@ -146,6 +146,11 @@ class StreamRecorder:
     def connection_made(self, transport: Any) -> None:
         self.transport = transport
         self._note("made", transport)
+        self.harness.add_cleanup(self._abort_if_open)
+
+    def _abort_if_open(self) -> None:
+        if "lost" not in self.names():
+            self.transport.abort()
 
     def data_received(self, data: bytes) -> None:
         self.data += data
