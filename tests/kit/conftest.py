@@ -30,7 +30,7 @@ BROKER_STATE_ENV = "AMQP_KIT_BROKER_STATE"
 
 
 @pytest.fixture(scope="session")
-def amqp_broker(request: pytest.FixtureRequest) -> Iterator[Any]:  # noqa: F811
+def amqp_broker(request: pytest.FixtureRequest) -> Iterator[Any]:
     """The parent's broker when handed over, else the session broker of ``tests/conftest.py``."""
     state = os.environ.get(BROKER_STATE_ENV)
     if state:

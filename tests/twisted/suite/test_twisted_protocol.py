@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import threading
+import time
 from typing import Any
 
 import pytest
@@ -23,6 +24,7 @@ from amqp_core.exceptions import (
     ConnectionOpenAborted,
     StreamLostError,
 )
+from amqp_core.io.driver import CLOSE_GRACE
 
 
 async def over_endpoint(endpoint: Any, parameters: Any) -> TwistedProtocolConnection:
@@ -188,7 +190,7 @@ def test_acks_from_16_threads(run: Any, connect: Any, unique: Any) -> None:
     connection, channel, queue, tags = run(consume)
     all_acked: defer.Deferred[None] = defer.Deferred()
     acked: list[int] = []
-    lock = threading.Lock()
+    start = threading.Event()  # all 16 threads call at once
 
     def ack(tag: int) -> None:  # runs on the reactor's thread
         channel.basic_ack(tag)
@@ -197,14 +199,14 @@ def test_acks_from_16_threads(run: Any, connect: Any, unique: Any) -> None:
             all_acked.callback(None)
 
     def worker(mine: list[int]) -> None:
+        start.wait(10)
         for tag in mine:
-            with lock:
-                pass  # the threads really interleave; the lock only keeps this a thread
             connection.add_callback_threadsafe(functools.partial(ack, tag))
 
     threads = [threading.Thread(target=worker, args=(tags[i::16],)) for i in range(16)]
     for thread in threads:
         thread.start()
+    start.set()
     wait(all_acked, 30)
     for thread in threads:
         thread.join(10)
@@ -308,3 +310,38 @@ def test_heartbeat_timeout_ends_the_connection(run: Any, broker: Any, params: An
         run(after, timeout=15)
     finally:
         proxy.close()
+
+
+@pytest.mark.parametrize("tls", [False, True], ids=["tcp", "twisted-tls"])
+def test_close_right_after_a_large_burst(run: Any, private_broker: Any, params: Any,
+                                         unique: Any, tls: bool) -> None:
+    """Closing while Twisted's buffer is full (producer paused) still flushes and closes."""
+    async def scenario() -> None:
+        endpoint: Any = endpoints.TCP4ClientEndpoint(
+            reactor, private_broker.host, private_broker.tls_port if tls else private_broker.port
+        )
+        if tls:
+            endpoint = endpoints.wrapClientTLS(tls_options(private_broker), endpoint)
+        connection = await over_endpoint(endpoint, params())
+        channel = await connection.channel()
+        queue = unique("burst")
+        await channel.queue_declare(queue, auto_delete=False)
+        for _ in range(16):
+            channel.basic_publish("", queue, b"z" * (128 << 10))  # 2 MiB in one turn
+        started = time.monotonic()
+        reason = await connection.close()
+        assert reason.reply_code == 200
+        # not held until the driver's grace timer aborts the stream (a paused producer
+        # left registered keeps Twisted from closing)
+        assert time.monotonic() - started < CLOSE_GRACE
+        check = await over_endpoint(
+            endpoints.TCP4ClientEndpoint(reactor, private_broker.host, private_broker.port),
+            params(),
+        )
+        checker = await check.channel()
+        declared = await checker.queue_delete(queue)
+        assert declared.method.message_count == 16
+        await check.close()
+
+    run(scenario)
+    spin(0.1)

@@ -31,7 +31,13 @@ with the reactor's own services:
 
 Write back-pressure: the stream registers itself as a streaming producer, so
 Twisted calls ``pause_writing`` when its buffer passes ``bufferSize`` (64 KiB)
-and ``resume_writing`` when it is drained.
+and ``resume_writing`` when it is drained (each once per change).  The
+producer is unregistered before closing: Twisted does not close a transport
+whose paused producer is still registered.
+
+End of stream: without half-close support Twisted reports the peer's FIN as
+``connectionLost(ConnectionDone)``; the stream turns that into the contract's
+``eof_received()`` followed by ``connection_lost(None)``.
 
 For tests only, :meth:`TwistedEventLoop.run_until_stopped` drives the reactor
 one iteration at a time (``runUntilCurrent`` + ``doIteration``, what
@@ -157,7 +163,7 @@ class TwistedStreamTransport:
     :param protocol: the contract protocol to report to (the driver)
     """
 
-    __slots__ = ("_closing", "_lost", "_protocol", "transport", "write")
+    __slots__ = ("_closing", "_lost", "_paused", "_protocol", "_registered", "transport", "write")
 
     def __init__(self, transport: Any, protocol: StreamProtocol) -> None:
         #: The Twisted transport underneath.
@@ -165,12 +171,15 @@ class TwistedStreamTransport:
         self._protocol: StreamProtocol | None = protocol
         self._closing = False
         self._lost = False
+        self._paused = False
+        self._registered = False
         #: ``write(data)``: Twisted's own ``transport.write`` (no extra call on the hot path).
         self.write = transport.write
         register = getattr(transport, "registerProducer", None)
         if register is not None:
             try:
                 register(self, True)
+                self._registered = True
             except RuntimeError:  # someone else registered a producer: no back-pressure then
                 LOGGER.debug("transport %r already has a producer", transport)
 
@@ -183,11 +192,20 @@ class TwistedStreamTransport:
         """Send what is buffered, then close; ``connection_lost(None)`` follows."""
         if not self._closing:
             self._closing = True
+            self._unregister_producer()
             self.transport.loseConnection()
+
+    def _unregister_producer(self) -> None:
+        # Twisted does not close a transport whose (paused) producer is still registered:
+        # it resumes the producer when the buffer drains instead.
+        if self._registered:
+            self._registered = False
+            self.transport.unregisterProducer()
 
     def abort(self) -> None:
         """Close at once, dropping buffered data; ``connection_lost(None)`` follows."""
         self._closing = True
+        self._unregister_producer()
         abort = getattr(self.transport, "abortConnection", None)
         if abort is not None:
             abort()
@@ -230,9 +248,16 @@ class TwistedStreamTransport:
         protocol, self._protocol = self._protocol, None
         if protocol is None:
             return
-        exc: BaseException | None
-        if self._closing or isinstance(reason.value, twisted_error.ConnectionDone):
-            exc = None
+        exc: BaseException | None = None
+        if self._closing:
+            pass
+        elif isinstance(reason.value, twisted_error.ConnectionDone):
+            # the peer closed its side: Twisted (without half-close) reports it as the end
+            try:
+                protocol.eof_received()
+            finally:
+                protocol.connection_lost(None)
+            return
         else:
             exc = to_os_error(reason)
         protocol.connection_lost(exc)
@@ -240,13 +265,15 @@ class TwistedStreamTransport:
     # ------------------------------------------------------------ IPushProducer
 
     def pauseProducing(self) -> None:
-        """Twisted's buffer is full: the protocol should stop writing."""
-        if self._protocol is not None:
+        """Twisted's buffer is full: the protocol should stop writing (told once)."""
+        if self._protocol is not None and not self._paused:
+            self._paused = True
             self._protocol.pause_writing()
 
     def resumeProducing(self) -> None:
-        """Twisted's buffer drained."""
-        if self._protocol is not None:
+        """Twisted's buffer drained (told once per pause)."""
+        if self._protocol is not None and self._paused:
+            self._paused = False
             self._protocol.resume_writing()
 
     def stopProducing(self) -> None:

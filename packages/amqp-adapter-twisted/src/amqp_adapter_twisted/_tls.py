@@ -186,6 +186,7 @@ class TLSStreamTransport(TwistedStreamTransport):
             except (ssl.SSLError, OSError):  # waits for the peer's close_notify: not needed
                 pass
             self._send_outgoing()
+        self._unregister_producer()
         self.transport.loseConnection()
 
     def _fatal(self, error: BaseException) -> None:

@@ -15,7 +15,9 @@
   See ``docs/writing-an-adapter.md``.
 
 Importing this package imports neither pytest nor any event-loop framework:
-the plugin is only loaded by pytest, through ``pytest_plugins`` below.
+the plugin is only loaded by pytest, through ``pytest_plugins`` below.  A
+conftest may import from it before enabling the plugin: this module has no
+assertions to rewrite (PYTEST_DONT_REWRITE), so pytest does not warn.
 """
 
 #: Loaded by pytest when this package is enabled as a plugin.

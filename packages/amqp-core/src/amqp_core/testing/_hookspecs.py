@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from .harness import HarnessFactory
 
 
-def pytest_amqp_core_harnesses(  # type: ignore[empty-body]
+def pytest_amqp_core_harnesses(
     config: pytest.Config,
 ) -> Mapping[str, HarnessFactory] | None:
     """Return ``{adapter name: harness factory}`` for adapters the kit should run.

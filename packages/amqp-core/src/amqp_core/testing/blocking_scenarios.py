@@ -73,7 +73,9 @@ def test_blocking_publish_get_consume_ack(amqp_blocking_connect: Callable[..., A
     assert channel.queue_declare(queue, passive=True).method.message_count == 0
 
 
-def test_blocking_confirms_and_unroutable_mandatory(amqp_blocking_connect: Callable[..., Any]) -> None:
+def test_blocking_confirms_and_unroutable_mandatory(
+    amqp_blocking_connect: Callable[..., Any],
+) -> None:
     connection = amqp_blocking_connect()
     channel = connection.channel()
     channel.confirm_delivery()
@@ -115,7 +117,9 @@ def test_blocking_wrong_password_is_a_probable_authentication_error(
         amqp_blocking_connect(credentials=PlainCredentials("guest", "not-the-password"))
 
 
-def test_blocking_threadsafe_acks_from_other_threads(amqp_blocking_connect: Callable[..., Any]) -> None:
+def test_blocking_threadsafe_acks_from_other_threads(
+    amqp_blocking_connect: Callable[..., Any],
+) -> None:
     connection = amqp_blocking_connect()
     channel = connection.channel()
     queue = channel.queue_declare(unique_name("kit-bq"), exclusive=True).method.queue

@@ -14,10 +14,10 @@ selected adapters by the kit's plugin (``-p amqp_core.testing``):
 
 from __future__ import annotations
 
-from .loop_tests import *  # noqa: F403
-from .loop_tests import __all__ as _loop_all
 from .blocking_scenarios import *  # noqa: F403
 from .blocking_scenarios import __all__ as _blocking_all
+from .loop_tests import *  # noqa: F403
+from .loop_tests import __all__ as _loop_all
 from .protocol_tests import *  # noqa: F403
 from .protocol_tests import __all__ as _protocol_all
 from .scenarios import *  # noqa: F403

@@ -28,8 +28,8 @@ __all__ = [
     "test_call_soon_is_fifo_and_never_synchronous",
     "test_call_soon_scheduled_from_a_callback_runs_after_those_already_queued",
     "test_callbacks_run_on_the_loop_thread",
-    "test_getaddrinfo_reports_on_the_loop",
     "test_getaddrinfo_cancelled_reports_nothing",
+    "test_getaddrinfo_reports_on_the_loop",
     "test_raising_callback_does_not_stop_the_loop",
     "test_threadsafe_callback_from_50_threads_runs_each_once_on_the_loop_thread",
     "test_threadsafe_callback_wakes_an_idle_loop",
@@ -50,7 +50,11 @@ def test_time_is_monotonic_seconds(amqp_harness: LoopHarness) -> None:
     assert isinstance(first, float), f"time() returned {first!r}, not a float"
     stamps: list[float] = []
     wall: list[float] = []
-    loop.call_later(0.1, lambda: (stamps.append(loop.time()), wall.append(time.monotonic())))
+    def fire() -> None:
+        stamps.append(loop.time())
+        wall.append(time.monotonic())
+
+    loop.call_later(0.1, fire)
     start = time.monotonic()
     amqp_harness.run_until(lambda: stamps, 5.0, what="a 0.1 s timer")
     assert stamps[0] >= first
@@ -203,7 +207,11 @@ def test_threadsafe_callback_from_50_threads_runs_each_once_on_the_loop_thread(
 
     workers = [threading.Thread(target=submit, args=(i,), daemon=True) for i in range(THREADS)]
     # start the threads from the loop, once it runs: they find it running (and idle)
-    loop.call_soon(lambda: [worker.start() for worker in workers])
+    def start_workers() -> None:
+        for worker in workers:
+            worker.start()
+
+    loop.call_soon(start_workers)
     amqp_harness.run(10.0)
     for worker in workers:
         worker.join(10.0)
@@ -237,7 +245,8 @@ def test_threadsafe_callback_wakes_an_idle_loop(amqp_harness: LoopHarness) -> No
     worker.join(5.0)
     assert woken, "the thread-safe callback never ran"
     latency = woken[0][0] - sent[0]
-    assert latency < WAKE_LATENCY, f"an idle loop took {latency:.3f} s to run a thread-safe callback"
+    assert latency < WAKE_LATENCY, (
+        f"an idle loop took {latency:.3f} s to run a thread-safe callback")
     assert woken[0][1] == amqp_harness.loop_thread_id
 
 

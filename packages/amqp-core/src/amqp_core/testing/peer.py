@@ -118,7 +118,7 @@ class PeerConnection:
             return list(self._received)
 
     def methods(self, kind: type | None = None) -> list[tuple[int, Any]]:
-        """``(channel, method)`` of the methods received (messages excluded), of ``kind`` if given."""
+        """``(channel, method)`` of the methods received (not messages), of ``kind`` if given."""
         return [(r.channel, r.method) for r in self.received()
                 if r.kind == "method" and (kind is None or isinstance(r.method, kind))]
 
@@ -169,7 +169,8 @@ class PeerConnection:
         """Send a Basic.Deliver with content to the client (next delivery tag of ``channel``)."""
         self.post(lambda: self._deliver(channel, consumer_tag, "", "kit", body, properties))
 
-    def close_connection(self, reply_code: int = 320, reply_text: str = "CONNECTION_FORCED") -> None:
+    def close_connection(self, reply_code: int = 320,
+                         reply_text: str = "CONNECTION_FORCED") -> None:
         """Close the connection from the broker's side (Connection.Close; the socket closes on
         the client's CloseOk)."""
         self.send_method(0, spec.Connection.Close(reply_code=reply_code, reply_text=reply_text,
@@ -416,10 +417,10 @@ class PeerConnection:
                 self._reply(channel, spec.Basic.GetEmpty())
             else:
                 properties, body = item
-                tag = self._next_delivery_tag(channel)
+                delivery_tag = self._next_delivery_tag(channel)
                 self._send_content(channel, spec.Basic.GetOk(
-                    delivery_tag=tag, redelivered=False, exchange="", routing_key=method.queue,
-                    message_count=left), body, properties)
+                    delivery_tag=delivery_tag, redelivered=False, exchange="",
+                    routing_key=method.queue, message_count=left), body, properties)
 
     def _on_publish(self, message: Received) -> None:
         method = message.method

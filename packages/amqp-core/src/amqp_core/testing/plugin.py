@@ -151,10 +151,19 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     selection = selected_adapters(metafunc.config, _registered(metafunc.definition.ihook,
                                                                 metafunc.config))
     if "amqp_adapter" in names:
-        metafunc.parametrize("amqp_adapter", list(selection.loop), ids=list(selection.loop))
+        _parametrize(metafunc, "amqp_adapter", selection.loop, "with a loop")
     elif "amqp_blocking_adapter" in names:
-        metafunc.parametrize("amqp_blocking_adapter", list(selection.blocking),
-                             ids=list(selection.blocking))
+        _parametrize(metafunc, "amqp_blocking_adapter", selection.blocking, "without a loop")
+
+
+def _parametrize(metafunc: pytest.Metafunc, name: str, adapters: tuple[str, ...],
+                 kind: str) -> None:
+    if adapters:
+        metafunc.parametrize(name, list(adapters), ids=list(adapters))
+    else:  # say why, rather than pytest's "got empty parameter set"
+        reason = f"no adapter {kind} is selected (--amqp-adapter / ${ADAPTERS_ENV})"
+        metafunc.parametrize(name, [pytest.param(None, marks=pytest.mark.skip(reason=reason))],
+                             ids=["none"])
 
 
 # ---------------------------------------------------------------- selection
