@@ -6,39 +6,20 @@ subprocess per mode, ``plain`` and ``monkey`` (``gevent.monkey.patch_all()`` bef
 is imported).  The outer tests (``test_gevent_*.py``) only start subprocesses and never import
 gevent.  Inside a suite process, ``gevent_mode`` says which mode it runs in, ``params`` gives
 connection parameters for the session broker and :func:`wait_for` lets the main greenlet wait
-(bounded) while the hub runs the connections.
+(bounded) while the hub runs the connections (``gevent_helpers.py``).
 """
 
 from __future__ import annotations
 
 import os
-import time
 import uuid
 from collections.abc import Callable
 from typing import Any
 
 import pytest
+from gevent_helpers import MODES
 
 import amqp_core as pika
-
-#: The two modes every gevent test runs in, each in its own process.
-MODES = ("plain", "monkey")
-#: Default bound on one wait, in seconds.
-WAIT = 20.0
-
-
-def wait_for(predicate: Callable[[], Any], timeout: float = WAIT, what: str = "condition") -> None:
-    """Let the hub run (the main greenlet sleeps in small steps) until ``predicate()`` holds.
-
-    :raises AssertionError: the predicate did not hold within ``timeout`` seconds.
-    """
-    import gevent
-
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        gevent.sleep(0.002)
 
 
 @pytest.fixture(scope="session")

@@ -17,8 +17,8 @@ from typing import Any
 import gevent
 import gevent.queue
 import pytest
-from conftest import wait_for
 from gevent.monkey import get_original
+from gevent_helpers import wait_for
 
 import amqp_core as pika
 from amqp_adapter_gevent import GeventConnection, GeventIOLoop
@@ -325,3 +325,40 @@ def test_connection_keeps_other_greenlets_running(opened: Any, unique: Any) -> N
         item.channel.basic_publish("", queue, b"x" * 1024)
     runner.join(timeout=10)
     assert ticks == list(range(50))
+
+
+def test_consumer_callback_may_block_cooperatively(opened: Any, unique: Any) -> None:
+    """A consumer callback that sleeps (a patched ``time.sleep`` would too) is not an error:
+    the connection's callbacks wait for it, other greenlets run meanwhile."""
+    item = opened()
+    channel = item.channel
+    queue = unique("blocking")
+    item.call(channel.queue_declare, queue, exclusive=True)
+    for i in range(30):
+        channel.basic_publish("", queue, str(i).encode())
+    handled: list[bytes] = []
+    ticks: list[int] = []
+    active = [0]
+    overlaps: list[int] = []
+
+    def on_message(ch: Any, method: Any, _properties: Any, body: bytes) -> None:
+        active[0] += 1
+        overlaps.append(active[0])
+        gevent.sleep(0.002)  # blocks this callback only
+        ch.basic_ack(method.delivery_tag)
+        handled.append(body)
+        active[0] -= 1
+
+    def ticker() -> None:
+        while len(handled) < 30:
+            ticks.append(1)
+            gevent.sleep(0.001)
+
+    runner = gevent.spawn(ticker)
+    channel.basic_consume(queue, on_message)
+    wait_for(lambda: len(handled) == 30, what="every message")
+    runner.join(5)
+    assert handled == [str(i).encode() for i in range(30)]
+    assert set(overlaps) == {1}  # never two callbacks of the connection at once
+    assert len(ticks) > 10
+    assert item.call(channel.queue_declare, queue, passive=True).method.message_count == 0

@@ -15,8 +15,8 @@ from typing import Any
 import gevent
 import gevent.event
 import pytest
-from conftest import wait_for
 from gevent.monkey import get_original
+from gevent_helpers import wait_for
 
 from amqp_adapter_gevent import GeventEventLoop, GeventIOLoop
 from amqp_core.io.contract import EventLoop, RunnableLoop

@@ -135,9 +135,12 @@ def test_an_unknown_adapter_is_a_usage_error(pytester: pytest.Pytester) -> None:
 def test_broken_adapters_fail_exactly_the_tests_of_what_they_break(
     pytester: pytest.Pytester,
 ) -> None:
-    pytester.makeconftest(BROKEN_ADAPTERS)
-    pytester.makepyfile(test_loop="from amqp_core.testing.loop_tests import *\n",
-                        test_streams="from amqp_core.testing.stream_tests import *\n")
+    # in a subdirectory: its conftest (and hook) is loaded only during collection, after the
+    # adapter names were given
+    sub = pytester.mkpydir("broken")
+    (sub / "conftest.py").write_text(BROKEN_ADAPTERS)
+    (sub / "test_loop.py").write_text("from amqp_core.testing.loop_tests import *\n")
+    (sub / "test_streams.py").write_text("from amqp_core.testing.stream_tests import *\n")
     result = run_kit(pytester, "--amqp-adapter=not-threadsafe,loses-eof")
     failed = failed_tests(result)
     expected = {

@@ -58,13 +58,23 @@ def tls_options(private_broker: Any, client_cert: bool = False) -> Any:
     return ssl.optionsForClientTLS("localhost", trustRoot=trust, clientCertificate=certificate)
 
 
-def test_tls_through_twisted(run: Any, private_broker: Any, params: Any, unique: Any) -> None:
+@pytest.mark.parametrize("how", ["endpoint", "connectSSL"])
+def test_tls_through_twisted(run: Any, private_broker: Any, params: Any, unique: Any,
+                             how: str) -> None:
     async def scenario() -> None:
-        endpoint = endpoints.wrapClientTLS(
-            tls_options(private_broker),
-            endpoints.TCP4ClientEndpoint(reactor, private_broker.host, private_broker.tls_port),
-        )
-        connection = await over_endpoint(endpoint, params())
+        if how == "endpoint":
+            endpoint = endpoints.wrapClientTLS(
+                tls_options(private_broker),
+                endpoints.TCP4ClientEndpoint(reactor, private_broker.host,
+                                             private_broker.tls_port),
+            )
+            connection = await over_endpoint(endpoint, params())
+        else:
+            creator = ClientCreator(reactor, TwistedProtocolConnection, params())
+            connection = await creator.connectSSL(
+                private_broker.host, private_broker.tls_port, tls_options(private_broker)
+            )
+            await connection.ready
         channel = await connection.channel()
         queue = unique("tls")
         await channel.queue_declare(queue, exclusive=True)

@@ -7,13 +7,21 @@ without ``gevent.monkey.patch_all()``.  ``connection.ioloop`` is a
 ``add_callback``, ``close``).  Other OS threads reach the connection through
 ``add_callback_threadsafe``; other greenlets of the hub's thread may call
 channel methods directly or use the greenlet-safe ``add_callback``.
+
+Theory of operation: the names are loaded on first use (PEP 562), so that
+amqp_core's plugin host can read this distribution's plugin module
+(``amqp_adapter_gevent._plugin``) without importing gevent.
 """
 
 from __future__ import annotations
 
-from ._contract import GeventEventLoop
-from ._loop import GeventIOLoop
-from .connection import GeventConnection, make_ioloop
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ._contract import GeventEventLoop
+    from ._loop import GeventIOLoop
+    from .connection import GeventConnection, make_ioloop
 
 __version__ = "0.1.0"
 
@@ -24,3 +32,23 @@ __all__ = [
     "__version__",
     "make_ioloop",
 ]
+
+_LAZY = {
+    "GeventConnection": ".connection",
+    "make_ioloop": ".connection",
+    "GeventEventLoop": "._contract",
+    "GeventIOLoop": "._loop",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

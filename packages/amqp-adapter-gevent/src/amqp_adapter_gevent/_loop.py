@@ -296,7 +296,7 @@ class GeventIOLoop:
         """In the hub: hand the queued work to a parked dispatcher (or make one)."""
         if self._busy or self._closed:
             return False
-        target = self._parked_main or self._parked_bg
+        target = self._parked_main if self._parked_main is not None else self._parked_bg
         if target is None:
             if self._background is not None or not self._background_allowed:
                 return False  # (it is busy elsewhere, or work waits for start())

@@ -115,20 +115,20 @@ class _Confirms:
         tag: int = method.delivery_tag
         pending = self.pending
         order = self.order
-        batch: list[int] = []
+        batch: list[tuple[int, Deferred[Any]]] = []
         if method.multiple:
             while order and order[0] <= tag:
                 first = order.popleft()
                 if first in pending:
-                    batch.append(first)
+                    batch.append((first, pending.pop(first)))
         elif tag in pending:
-            batch.append(tag)
-            while order and order[0] not in pending:
+            batch.append((tag, pending.pop(tag)))
+            while order and order[0] not in pending:  # forget tags settled out of order
                 order.popleft()
         nack = type(method) is spec.Basic.Nack
-        for one in batch:
-            deferred = pending.pop(one)
-            returned = self._returned_for(one)
+        check_returns = bool(self.mandatory)
+        for one, deferred in batch:
+            returned = self._returned_for(one) if check_returns else None
             if deferred.called:  # the publisher cancelled it
                 continue
             if returned is not None:
@@ -137,8 +137,6 @@ class _Confirms:
                 deferred.errback(NackError([]))
             else:
                 deferred.callback(method)
-        if not method.multiple and tag in pending:  # pragma: no cover - defensive
-            LOGGER.error("delivery tag %s confirmed out of order", tag)
 
     def _returned_for(self, tag: int) -> ReceivedMessage | None:
         published = self.mandatory.pop(tag, None)

@@ -195,6 +195,7 @@ class LoopHarness:
         :param timeout: hard deadline in seconds
         :raises LoopTimeout: the loop was not stopped within ``timeout``
         :raises RuntimeError: the harness is closed or already running
+        :raises ValueError: ``timeout`` is not a positive number
         """
         if not isinstance(timeout, int | float) or isinstance(timeout, bool) or timeout <= 0:
             raise ValueError(f"timeout must be a positive number of seconds, not {timeout!r}")

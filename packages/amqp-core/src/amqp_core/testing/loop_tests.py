@@ -54,12 +54,13 @@ def test_time_is_monotonic_seconds(amqp_harness: LoopHarness) -> None:
         stamps.append(loop.time())
         wall.append(time.monotonic())
 
-    loop.call_later(0.1, fire)
     start = time.monotonic()
-    amqp_harness.run_until(lambda: stamps, 5.0, what="a 0.1 s timer")
-    assert stamps[0] >= first
-    # the loop's clock advances like real time (within a generous margin)
-    assert abs((stamps[0] - first) - (wall[0] - start)) < 0.05, (stamps, first, wall, start)
+    loop.call_later(0.2, fire)
+    amqp_harness.run_until(lambda: stamps, 5.0, what="a 0.2 s timer")
+    loop_elapsed, wall_elapsed = stamps[0] - first, wall[0] - start
+    # the loop's clock counts seconds, like real time (a generous margin for busy machines)
+    assert abs(loop_elapsed - wall_elapsed) < max(0.1, wall_elapsed / 4), (
+        f"the loop's clock advanced {loop_elapsed:.3f} s while {wall_elapsed:.3f} s passed")
 
 
 def test_call_soon_is_fifo_and_never_synchronous(amqp_harness: LoopHarness) -> None:
@@ -119,7 +120,7 @@ def test_call_later_is_not_early(amqp_harness: LoopHarness) -> None:
     amqp_harness.run_until(lambda: fired, 5.0, what="a 0.15 s timer")
     elapsed = fired[0] - start
     assert elapsed >= 0.14, f"a 0.15 s timer fired after {elapsed:.3f} s"
-    assert elapsed < 1.0, f"a 0.15 s timer fired after {elapsed:.3f} s"
+    assert elapsed < 2.0, f"a 0.15 s timer fired after {elapsed:.3f} s"
 
 
 def test_call_later_cancelled_never_runs(amqp_harness: LoopHarness) -> None:

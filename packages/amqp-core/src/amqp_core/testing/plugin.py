@@ -26,6 +26,9 @@ same name in a conftest overrides all of this.
 Live scenarios need a broker: ``--amqp-url`` (or ``AMQP_URL``), or
 ``--amqp-private-broker`` to start a private RabbitMQ node for the session;
 without either they are skipped.  A project may override ``amqp_broker``.
+
+This module asserts nothing, so a conftest may import it before pytest loads it as a
+plugin (PYTEST_DONT_REWRITE: no "already imported" warning).
 """
 
 from __future__ import annotations
@@ -54,6 +57,7 @@ __all__ = [
     "amqp_private_broker",
     "pytest_addhooks",
     "pytest_addoption",
+    "pytest_collection_modifyitems",
     "pytest_configure",
     "pytest_generate_tests",
     "pytest_report_header",
@@ -123,16 +127,21 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    """Check the adapter names early (a typo is a usage error, not a silent empty run)."""
+    """Register the ``amqp_live`` marker."""
     config.addinivalue_line(
         "markers", "amqp_live: a live scenario of the amqp_core kit (needs a broker)"
     )
+
+
+def pytest_collection_modifyitems(config: pytest.Config) -> None:
+    """Check the adapter names once every conftest is loaded (a typo is a usage error, not a
+    silent empty run; conftests of subdirectories may register harnesses)."""
     selected_adapters(config)
 
 
 def pytest_report_header(config: pytest.Config) -> str:
     """Say which adapters the kit runs, and where they come from."""
-    selection = selected_adapters(config)
+    selection = selected_adapters(config, strict=False)
     installed = _installed()
     described = []
     for name in (*selection.loop, *selection.blocking):
@@ -148,8 +157,8 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     names = metafunc.fixturenames
     if "amqp_adapter" not in names and "amqp_blocking_adapter" not in names:
         return
-    selection = selected_adapters(metafunc.config, _registered(metafunc.definition.ihook,
-                                                                metafunc.config))
+    selection = selected_adapters(
+        metafunc.config, _registered(metafunc.definition.ihook, metafunc.config), strict=False)
     if "amqp_adapter" in names:
         _parametrize(metafunc, "amqp_adapter", selection.loop, "with a loop")
     elif "amqp_blocking_adapter" in names:
@@ -212,11 +221,16 @@ def _requested(config: pytest.Config) -> list[str] | None:
 
 
 def selected_adapters(
-    config: pytest.Config, registered: Mapping[str, HarnessFactory] | None = None
+    config: pytest.Config, registered: Mapping[str, HarnessFactory] | None = None,
+    *, strict: bool = True,
 ) -> Selection:
     """The adapters this run covers (see the module comment).
 
-    :raises pytest.UsageError: a named adapter is neither installed nor registered
+    :param config: the pytest config
+    :param registered: the harnesses registered by hooks (all of them when None)
+    :param strict: raise for a named adapter that is neither installed nor registered
+        (else leave it out: a conftest loaded later may register it)
+    :raises pytest.UsageError: ``strict`` and a named adapter is unknown
     """
     if registered is None:
         registered = _registered(config.hook, config)
@@ -227,13 +241,13 @@ def selected_adapters(
         names = known
     else:
         unknown = [name for name in requested if name not in known]
-        if unknown:
+        if unknown and strict:
             raise pytest.UsageError(
                 f"amqp_core kit: adapter(s) {', '.join(map(repr, unknown))} are not installed "
                 f"and no pytest_amqp_core_harnesses hook registers them (installed: "
                 f"{', '.join(sorted(installed)) or 'none'})"
             )
-        names = requested
+        names = [name for name in requested if name in known]
     return Selection(
         loop=tuple(n for n in names if n not in BLOCKING_ADAPTERS),
         blocking=tuple(n for n in names if n in BLOCKING_ADAPTERS),
