@@ -5,9 +5,9 @@ Theory of operation
 :class:`TwistedEventLoop` implements :class:`amqp_core.io.contract.EventLoop`
 with the reactor's own services:
 
-* ``time`` is ``reactor.seconds()``: the clock ``callLater`` uses, so a
-  ``twisted.internet.task.Clock`` passed as the reactor drives heartbeats in
-  tests.  ``call_soon`` is ``callLater(0, ...)``, ``call_later`` is
+* ``time`` is ``reactor.seconds()``: the clock ``callLater`` uses, so timers
+  and heartbeats follow the reactor's notion of time (simulated in Twisted's
+  test reactors).  ``call_soon`` is ``callLater(0, ...)``, ``call_later`` is
   ``callLater``; ``call_soon_threadsafe`` is ``callFromThread`` (the only
   thread-safe method; it wakes an idle reactor).
 * ``getaddrinfo`` runs in amqp_core's small resolver pool and comes back
@@ -15,8 +15,9 @@ with the reactor's own services:
   ``reactor.run()`` has, which would stall a reactor driven by
   :meth:`TwistedEventLoop.run_until_stopped`).
 * ``connect_stream`` connects with ``reactor.connectTCP`` to the numeric
-  address the workflow resolved (no second resolution, no endpoint wrapper in
-  the read path); TCP_NODELAY is set once connected.  The Twisted protocol is a
+  address the workflow resolved (no second resolution; not through an endpoint,
+  whose wrapping protocol would add a call per read and whose IPv6 resolution
+  needs the reactor's thread pool); TCP_NODELAY is set once connected.  The Twisted protocol is a
   tiny relay whose ``dataReceived`` is replaced by the driver's own bound
   method at hand-over, so bytes go from Twisted's read straight into the
   driver.  Writes go straight to Twisted's ``transport.write``, which only

@@ -80,11 +80,10 @@ PASS_THROUGH = ("basic_ack", "basic_nack", "basic_reject")
 class _Consumer:
     """What TwistedChannel keeps per consumer tag."""
 
-    __slots__ = ("auto_ack", "queue", "queue_name")
+    __slots__ = ("auto_ack", "queue")
 
-    def __init__(self, queue: ClosableDeferredQueue, queue_name: str, auto_ack: bool) -> None:
+    def __init__(self, queue: ClosableDeferredQueue, auto_ack: bool) -> None:
         self.queue = queue
-        self.queue_name = queue_name
         self.auto_ack = auto_ack
 
 
@@ -137,6 +136,8 @@ class _Confirms:
                 deferred.errback(NackError([]))
             else:
                 deferred.callback(method)
+        if self.returned:  # a return precedes the ack of its own message: older ones are stale
+            self.returned.clear()
 
     def _returned_for(self, tag: int) -> ReceivedMessage | None:
         published = self.mandatory.pop(tag, None)
@@ -388,7 +389,7 @@ class TwistedChannel(DeferredOwner):
         except Exception:
             self._pending.discard(deferred)
             return fail()
-        self._consumers[tag] = _Consumer(queue_object, queue, bool(auto_ack))
+        self._consumers[tag] = _Consumer(queue_object, bool(auto_ack))
         return deferred
 
     def basic_cancel(self, consumer_tag: str = "") -> Deferred[Any]:
