@@ -337,8 +337,12 @@ def test_close_ok_after_the_broker_closed_a_channel_we_did_not_close(open_pair: 
     close = spec.Channel.Close(reply_code=404, reply_text="x", class_id=0, method_id=0)
     open_pair.deliver(encode_method_frame(channel, close))
     open_pair.sent()
+    # a stray method on a channel the broker closed is dropped (as pika does), not fatal
+    assert open_pair.deliver(encode_method_frame(channel, spec.Channel.CloseOk())) == []
+    assert open_pair.client.is_open
+    # a frame on a channel that was never opened still is
     open_pair.expect_protocol_error(
-        encode_method_frame(channel, spec.Channel.CloseOk()), RemoteChannelError, 504
+        encode_method_frame(channel + 1, spec.Channel.CloseOk()), RemoteChannelError, 504
     )
 
 
@@ -810,3 +814,25 @@ def test_send_method_with_something_that_is_not_a_method(open_pair: Pair, method
     with pytest.raises(TypeError, match="method"):
         open_pair.client.send_method(channel, method)
     assert_nothing_queued(open_pair)
+
+
+def test_frames_trailing_a_broker_close_are_dropped_until_reopened(open_pair: Pair) -> None:
+    # RabbitMQ may still deliver on a channel after it sent Channel.Close for it (the
+    # deliveries were already queued); they must not bring the whole connection down
+    channel = open_pair.open_channel()
+    peer = open_pair.peer
+    close = spec.Channel.Close(reply_code=406, reply_text="PRECONDITION_FAILED", class_id=60,
+                               method_id=80)
+    events = open_pair.deliver(
+        peer.method(channel, close),
+        peer.deliver(channel, b"late", 5),
+        peer.method(channel, spec.Basic.Cancel(consumer_tag="ctag")),
+    )
+    assert events == [ev.ChannelClosed(channel_number=channel, reply_code=406,
+                                       reply_text="PRECONDITION_FAILED", by_peer=True)]
+    assert not open_pair.client.is_closed
+    open_pair.sent()  # the Close-Ok
+    # the number is reused: once its Open-Ok arrives, traffic counts again
+    assert open_pair.open_channel(channel) == channel
+    events = open_pair.deliver(peer.deliver(channel, b"fresh", 1))
+    assert [e.body for e in events if isinstance(e, ev.Delivery)] == [b"fresh"]

@@ -30,6 +30,7 @@ in :mod:`amqp_core.protocol.channel`.
 
 from __future__ import annotations
 
+import logging
 import struct
 from collections import deque
 from collections.abc import Callable, Mapping
@@ -85,6 +86,8 @@ from .states import (
     next_channel_state,
     next_connection_state,
 )
+
+LOGGER = logging.getLogger(__name__)
 
 #: Default bound on one message body (RabbitMQ's own default max is 128 MiB).
 DEFAULT_MAX_BODY_SIZE: Final = 512 * 1024 * 1024
@@ -172,6 +175,10 @@ class Connection:
         #: channels closed by the peer while our own Channel.Close was on the wire: the
         #: peer answers that Close too (RabbitMQ does), so one Close-Ok is still due
         self._close_ok_due: set[int] = set()
+        #: channels the peer closed: frames it had already queued for them may still
+        #: trail its Close (RabbitMQ's deliveries can); they are dropped, as pika does,
+        #: until the number is reopened and its Open-Ok arrives
+        self._stale_channels: set[int] = set()
 
         #: negotiated values (valid once open)
         self.channel_max = channel_max
@@ -648,6 +655,9 @@ class Connection:
             class_id, method_id = _METHOD_ID.unpack_from(payload)
             index = (class_id << 16) | method_id
             if index == _DELIVER and channel_number:
+                if self._stale_channels and channel_number in self._stale_channels:
+                    self._drop_stale(channel_number, index)
+                    return
                 record = self._channels.get(channel_number)
                 if record is None:
                     record = self._receiving_record(channel_number)
@@ -670,11 +680,18 @@ class Connection:
                 if content_payload is not None and content.on_body(content_payload):
                     self._content_complete(record)
                 return
+            if self._stale_channels and channel_number in self._stale_channels:
+                if index != spec.Channel.OpenOk.INDEX:
+                    self._drop_stale(channel_number, index)
+                    return
+                self._stale_channels.discard(channel_number)
             method = _decode_method(index, payload)
             if channel_number == 0:
                 self._on_connection_method(index, method)
             else:
                 self._on_channel_method(channel_number, index, method)
+        elif self._stale_channels and channel_number in self._stale_channels:
+            self._drop_stale(channel_number, frame_type)
         elif frame_type == 3:
             record = self._channels.get(channel_number)
             if record is None or record.content.method is None:
@@ -692,6 +709,10 @@ class Connection:
                 raise RemoteFrameError(spec.FRAME_ERROR, "heartbeat frame on a non-zero channel")
         else:
             raise RemoteFrameError(spec.FRAME_ERROR, f"unknown frame type {frame_type}")
+
+    def _drop_stale(self, channel_number: int, what: int) -> None:
+        """A frame for a channel the peer has closed: it was sent before the Close."""
+        LOGGER.debug("Dropping %s on channel %d, closed by the broker", what, channel_number)
 
     def _receiving_record(self, channel_number: int) -> ChannelRecord:
         """The channel's record; a frame on an unknown channel is the peer's error."""
@@ -945,6 +966,8 @@ class Connection:
             reply_code, reply_text, by_peer = method.reply_code, method.reply_text, True
             if isinstance(record.rpc_in_flight, spec.Channel.Close):
                 self._close_ok_due.add(number)
+            else:
+                self._stale_channels.add(number)
         else:
             (reply_code, reply_text), by_peer = record.close_reason, False
         record.state = new_state
