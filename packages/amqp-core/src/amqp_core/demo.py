@@ -5,132 +5,97 @@ clone).  With ``AMQP_URL`` set it uses that broker; otherwise it starts a
 private local RabbitMQ node (127.0.0.1 only, its own ports and data
 directory) and stops it at the end.
 
-For each adapter it publishes ``--messages`` messages to a fresh queue,
-consumes them back with acks, then measures ``--round-trips`` sequential
-publish -> deliver round trips, and prints: adapter, messages, msgs/s, p50
-round trip.
+Every installed adapter (``amqp_core.plugins.installed_adapters()``) runs in a
+process of its own (gevent's monkey-patching and Twisted's reactor are
+process-global): it fills a fresh queue with ``--messages`` messages and
+consumes them back with an ack each, then measures ``--round-trips``
+sequential publish -> deliver round trips.  The scenarios are the ones of
+``amqp-core bench`` (:mod:`amqp_core.cli._bench`).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
-import statistics
+import subprocess
 import sys
 import time
-import uuid
-from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
-from . import BasicProperties, URLParameters
+from .cli._bench import BenchConfig, run_scenario
+from .parameters import URLParameters
+from .plugins import installed_adapters
+
+#: Bound on one adapter's whole run, in seconds.
+ADAPTER_TIMEOUT = 300.0
 
 
-@dataclass
-class DemoResult:
-    """One adapter's figures."""
-
-    adapter: str
-    messages: int
-    seconds: float
-    round_trips_ms: list[float]
-
-    @property
-    def rate(self) -> float:
-        """Messages published and consumed per second."""
-        return self.messages / self.seconds if self.seconds else 0.0
-
-    @property
-    def p50_ms(self) -> float:
-        """Median publish -> deliver round trip in milliseconds."""
-        return statistics.median(self.round_trips_ms) if self.round_trips_ms else float("nan")
+def _run_one(adapter: str, url: str, messages: int, round_trips: int) -> dict[str, Any]:
+    """Run both scenarios through ``adapter`` in this process; a JSON-able summary."""
+    config = BenchConfig(count=messages, round_trips=round_trips, size=64, window=1000,
+                         prefetch=1000, timeout=ADAPTER_TIMEOUT / 2)
+    params = URLParameters(url)
+    consume = run_scenario(adapter, params, "consume", config, lambda _units: None)
+    latency = run_scenario(adapter, params, "latency", config, lambda _units: None)
+    error = consume.error or latency.error
+    return {
+        "adapter": adapter,
+        "messages": messages,
+        "rate": consume.rate,
+        "p50_us": latency.p50_us,
+        "error": None if error is None else f"{type(error).__name__}: {error}",
+    }
 
 
-def _progress(text: str) -> None:
-    print(f"  .. {text}", flush=True)
+def _run_in_subprocess(adapter: str, url: str, messages: int, round_trips: int) -> dict[str, Any]:
+    command = [
+        sys.executable, "-m", "amqp_core.demo", "--one", adapter, "--url", url,
+        "--messages", str(messages), "--round-trips", str(round_trips),
+    ]
+    try:
+        result = subprocess.run(command, capture_output=True, text=True,
+                                timeout=ADAPTER_TIMEOUT, check=False)
+    except subprocess.TimeoutExpired:
+        return {"adapter": adapter, "error": f"timed out after {ADAPTER_TIMEOUT:.0f} s"}
+    lines = result.stdout.strip().splitlines()
+    if result.returncode != 0 or not lines:
+        tail = (result.stderr.strip().splitlines() or ["no output"])[-1]
+        return {"adapter": adapter, "error": tail}
+    summary: dict[str, Any] = json.loads(lines[-1])
+    return summary
 
 
-def run_select(url: str, messages: int, round_trips: int) -> DemoResult:
-    """Publish and consume through SelectConnection (the callback API)."""
-    from .adapters.select_connection import SelectConnection
-
-    queue = f"demo-select-{uuid.uuid4().hex[:8]}"
-    state: dict[str, Any] = {"received": 0, "rtts": [], "error": None}
-    body = b"x" * 64
-
-    def on_open(connection: Any) -> None:
-        connection.channel(on_open_callback=on_channel)
-
-    def on_channel(channel: Any) -> None:
-        state["channel"] = channel
-        channel.queue_declare(queue, auto_delete=True, callback=lambda _f: declared(channel))
-
-    def declared(channel: Any) -> None:
-        channel.basic_qos(prefetch_count=1000)
-        channel.basic_consume(queue, on_message)
-        state["start"] = time.perf_counter()
-        for _ in range(messages):
-            channel.basic_publish("", queue, body)
-
-    def on_message(channel: Any, method: Any, properties: Any, payload: bytes) -> None:
-        channel.basic_ack(method.delivery_tag)
-        state["received"] += 1
-        received = state["received"]
-        if received == messages:
-            state["elapsed"] = time.perf_counter() - state["start"]
-            _progress(f"select: {messages} messages through; measuring round trips")
-            send_probe(channel)
-        elif received > messages:
-            sent = properties.headers["t"]
-            state["rtts"].append((time.perf_counter_ns() - sent) / 1e6)
-            if len(state["rtts"]) >= round_trips:
-                channel.connection.close()
-            else:
-                send_probe(channel)
-
-    def send_probe(channel: Any) -> None:
-        properties = BasicProperties(headers={"t": time.perf_counter_ns()})
-        channel.basic_publish("", queue, body, properties)
-
-    def on_close(connection: Any, error: BaseException) -> None:
-        connection.ioloop.stop()
-
-    def on_open_error(connection: Any, error: BaseException) -> None:
-        state["error"] = error
-        connection.ioloop.stop()
-
-    connection = SelectConnection(URLParameters(url), on_open, on_open_error, on_close)
-    deadline = connection.ioloop.call_later(120, connection.ioloop.stop)
-    connection.ioloop.start()
-    connection.ioloop.remove_timeout(deadline)
-    if state["error"] is not None:
-        raise state["error"]
-    return DemoResult("select", messages, state.get("elapsed", 0.0), state["rtts"])
-
-
-ADAPTER_RUNNERS: dict[str, Callable[[str, int, int], DemoResult]] = {"select": run_select}
-
-
-def _print_table(results: list[DemoResult]) -> None:
-    header = f"{'adapter':<12} {'messages':>9} {'msgs/s':>10} {'p50 round trip':>15}"
+def _print_table(results: list[dict[str, Any]]) -> None:
+    header = f"{'adapter':<10} {'messages':>9} {'msgs/s':>10} {'p50 round trip':>16}"
     print()
     print(header)
     print("-" * len(header))
-    for result in results:
+    for row in results:
+        if row.get("error"):
+            print(f"{row['adapter']:<10} failed: {row['error']}")
+            continue
         print(
-            f"{result.adapter:<12} {result.messages:>9} {result.rate:>10,.0f} "
-            f"{result.p50_ms:>12.3f} ms"
+            f"{row['adapter']:<10} {row['messages']:>9} {row['rate']:>10,.0f} "
+            f"{row['p50_us'] / 1000:>13.3f} ms"
         )
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``python -m amqp_core.demo``."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser = argparse.ArgumentParser(description="Publish and consume through every adapter.")
     parser.add_argument("--url", default=os.environ.get("AMQP_URL"),
                         help="broker URL (default: $AMQP_URL, else a private local node)")
     parser.add_argument("--messages", type=int, default=20000)
     parser.add_argument("--round-trips", type=int, default=500)
+    parser.add_argument("--one", metavar="ADAPTER", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.messages < 1 or args.round_trips < 1:
+        parser.error("--messages and --round-trips must be at least 1")
+
+    if args.one:
+        print(json.dumps(_run_one(args.one, args.url, args.messages, args.round_trips)))
+        return 0
 
     broker = None
     url = args.url
@@ -142,19 +107,27 @@ def main(argv: list[str] | None = None) -> int:
         broker = PrivateBroker()
         broker.start()
         url = broker.url
-        print(f"  broker up at {url}", flush=True)
+        print(f"  broker up on 127.0.0.1:{broker.port}", flush=True)
+    failed = False
     try:
+        adapters = [info.name for info in installed_adapters()]
+        print(f"installed adapters: {', '.join(adapters)}", flush=True)
         results = []
-        for name, runner in ADAPTER_RUNNERS.items():
-            print(f"adapter {name}:", flush=True)
-            results.append(runner(url, args.messages, args.round_trips))
-            _progress(f"{name}: done")
+        for number, name in enumerate(adapters, 1):
+            started = time.monotonic()
+            print(f"[{number}/{len(adapters)}] {name}: publishing and consuming "
+                  f"{args.messages} messages, then {args.round_trips} round trips ...",
+                  flush=True)
+            row = _run_in_subprocess(name, url, args.messages, args.round_trips)
+            failed = failed or bool(row.get("error"))
+            print(f"        done in {time.monotonic() - started:.1f} s", flush=True)
+            results.append(row)
         _print_table(results)
     finally:
         if broker is not None:
             print("stopping the private node ...", flush=True)
             broker.stop()
-    return 0
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":
