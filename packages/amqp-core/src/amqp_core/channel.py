@@ -595,14 +595,15 @@ class Channel:
 
     def _on_rpc_reply(self, event: ev.RpcReply) -> None:
         callback = self._rpc_callbacks.popleft() if self._rpc_callbacks else None
+        if callback is not None:
+            if event.body is not None:
+                callback((event.method, event.properties, event.body))
+            else:
+                callback(frame.Method(self.channel_number, event.method))
+        # listeners last: the request's own bookkeeping (e.g. basic_get's pending
+        # callback) is settled, so a listener may issue the next request at once
         if self._method_callbacks:
             self._notify_method_callbacks(event.method)
-        if callback is None:
-            return
-        if event.body is not None:
-            callback((event.method, event.properties, event.body))
-        else:
-            callback(frame.Method(self.channel_number, event.method))
 
     def _on_get_reply(self, reply: Any) -> None:
         callback, self._on_getok_callback = self._on_getok_callback, None
