@@ -6,8 +6,9 @@ Usage::
     python benchmarks/codec_bench.py --quick    # a few seconds
 
 Theory of operation: every row is one workload run by the three codecs on the same data, in
-the same process; each figure is the best of ``--repeats`` runs, in messages per second, and
-the ratios ours/pika and ours/pamqp are printed beside them.  No broker is needed.
+the same process, taking turns (ours, pika, pamqp, ours ...); each figure is the best of
+``--repeats`` runs, in messages per second, and the ratios ours/pika and ours/pamqp are printed
+beside them.  No broker is needed.
 
 The workloads (a "message" is its method, content header and body frames):
 
@@ -26,6 +27,8 @@ The workloads (a "message" is its method, content header and body frames):
   passed to ``pika.frame.decode_frame`` + pika's own ``ContentFrameAssembler``, or to
   ``pamqp.frame.unmarshal`` + a minimal assembler.  (pika's real connection reads 4 KiB and
   re-slices its buffer after every frame, which is slower than what is measured here.)
+* ``deliver 64 B, no props, decode``: the same without properties, to tell the cost of the
+  frame and content machinery from that of the property and field-table decoding.
 * ``publish 1 MiB, encode`` / ``deliver 1 MiB, decode``: the same with a 1 MiB body, split
   into 128 KiB frames (frame_max 131072).
 * ``deliver 64 B + props, encode`` / ``publish 64 B + props, decode``: the directions a
@@ -53,7 +56,7 @@ import _common
 import pika.channel
 import pika.frame
 import pika.spec
-from _common import best_of, describe_machine, fmt_rate, print_table, ratio, timed
+from _common import describe_machine, fmt_rate, print_table, ratio, timed
 from pamqp import body as pamqp_body
 from pamqp import commands as pamqp_commands
 from pamqp import frame as pamqp_frame
@@ -147,9 +150,10 @@ def ours_publish(count: int, body: bytes) -> Workload:
     return run
 
 
-def ours_deliver_bytes(count: int, body: bytes) -> bytes:
+def ours_deliver_bytes(count: int, body: bytes, properties: dict[str, Any] | None = None) -> bytes:
     """The wire bytes of ``count`` deliveries (our encoders; checked against pika's decoder)."""
-    payload = b"".join(spec.BasicProperties(**PROPS).encode())
+    props = PROPS if properties is None else properties
+    payload = b"".join(spec.BasicProperties(**props).encode())
     pieces: list[bytes] = []
     for tag in range(1, count + 1):
         method = spec.Basic.Deliver(consumer_tag=CONSUMER_TAG, delivery_tag=tag,
@@ -454,6 +458,7 @@ def main(argv: list[str] | None = None) -> int:
           f"reads of {READ_SIZE} bytes; frame_max {FRAME_MAX}; {args.clock} clock")
 
     small_deliveries = ours_deliver_bytes(count, SMALL_BODY)
+    bare_deliveries = ours_deliver_bytes(count, SMALL_BODY, {})
     large_deliveries = ours_deliver_bytes(large, LARGE_BODY)
     small_publishes = b"".join(
         pika.frame.Method(1, pika.spec.Basic.Publish(exchange=EXCHANGE,
@@ -463,11 +468,13 @@ def main(argv: list[str] | None = None) -> int:
         for _ in range(count)
     )
 
-    rows_spec: list[tuple[str, int, Workload, Workload | None, Workload | None]] = [
+    rows_spec: list[tuple[str, int, Workload, Workload, Workload]] = [
         ("publish 64 B + props, encode", count, ours_publish(count, SMALL_BODY),
          pika_encode(count, SMALL_BODY, False), pamqp_encode(count, SMALL_BODY, False)),
         ("deliver 64 B + props, decode", count, ours_deliver(small_deliveries, count),
          pika_decode(small_deliveries, count), pamqp_decode(small_deliveries, count)),
+        ("deliver 64 B, no props, decode", count, ours_deliver(bare_deliveries, count),
+         pika_decode(bare_deliveries, count), pamqp_decode(bare_deliveries, count)),
         ("publish 1 MiB, encode", large, ours_publish(large, LARGE_BODY),
          pika_encode(large, LARGE_BODY, False), pamqp_encode(large, LARGE_BODY, False)),
         ("deliver 1 MiB, decode", large, ours_deliver(large_deliveries, large),
@@ -479,11 +486,14 @@ def main(argv: list[str] | None = None) -> int:
     ]
     rows = []
     for name, n, ours, theirs_pika, theirs_pamqp in rows_spec:
-        ours_rate = n / best_of(repeats, ours)
-        pika_rate = pamqp_rate = None
-        if args.only == "all":
-            pika_rate = n / best_of(repeats, theirs_pika) if theirs_pika else None
-            pamqp_rate = n / best_of(repeats, theirs_pamqp) if theirs_pamqp else None
+        contenders = [ours] if args.only == "ours" else [ours, theirs_pika, theirs_pamqp]
+        # interleaved (ours, pika, pamqp, ours, ...) so a drift in machine load hits all three
+        best = [min(times) for times in zip(*(
+            [run() for run in contenders] for _ in range(repeats)
+        ), strict=True)]
+        ours_rate = n / best[0]
+        pika_rate = n / best[1] if len(best) > 1 else None
+        pamqp_rate = n / best[2] if len(best) > 2 else None
         rows.append([name, fmt_rate(ours_rate), fmt_rate(pika_rate), fmt_rate(pamqp_rate),
                      ratio(ours_rate, pika_rate), ratio(ours_rate, pamqp_rate)])
         print(f"# {name}: done", file=sys.stderr, flush=True)
