@@ -287,12 +287,42 @@ def _decode_table(data: Buffer, offset: int, depth: int) -> tuple[dict[str, Any]
     if end > len(data):
         raise InvalidFrameError("truncated field table")
     result: dict[str, Any] = {}
+    decoders = _DECODERS
+    unpack_u32 = _U32.unpack_from
+    unpack_i32 = _I32.unpack_from
+    unpack_i64 = _I64.unpack_from
     try:
         while offset < end:
-            key_length = data[offset]
-            key_end = offset + 1 + key_length
-            key = bytes(data[offset + 1 : key_end]).decode("utf-8", "surrogateescape")
-            result[key], offset = _decode_value(data, key_end, end, depth)
+            key_end = offset + 1 + data[offset]
+            key = str(data[offset + 1 : key_end], "utf-8", "surrogateescape")
+            kind = data[key_end]
+            offset = key_end + 1
+            # hot path (message headers): the common tags inline, the rest by table
+            if kind == 83:  # S: long string
+                start = offset + 4
+                offset = start + unpack_u32(data, offset)[0]
+                raw = data[start:offset]
+                try:
+                    value: Any = str(raw, "utf-8")
+                except UnicodeDecodeError:
+                    value = bytes(raw)
+            elif kind == 73:  # I: signed 32-bit
+                value = unpack_i32(data, offset)[0]
+                offset += 4
+            elif kind == 116:  # t: boolean
+                value = data[offset] != 0
+                offset += 1
+            elif kind == 108:  # l: signed 64-bit
+                value = unpack_i64(data, offset)[0]
+                offset += 8
+            else:
+                decoder = decoders.get(kind)
+                if decoder is None:
+                    raise InvalidFieldTypeException(f"unknown field type {chr(kind)!r}")
+                value, offset = decoder(data, offset, end, depth)
+            if offset > end:
+                raise InvalidFrameError("field value overruns its table")
+            result[key] = value
     except (struct.error, IndexError):
         raise InvalidFrameError("truncated field table") from None
     if offset != end:
