@@ -134,8 +134,7 @@ class BaseConnection(Connection):
     def _abort_opening(self, error: Exception) -> None:
         if self._workflow is not None:
             workflow, self._workflow = self._workflow, None
-            workflow._on_done = None
-            workflow.abort()
+            workflow.cancel()
         self._abort_attempt()
         self._on_open_failed(error)
 

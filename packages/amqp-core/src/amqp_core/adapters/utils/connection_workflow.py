@@ -164,11 +164,16 @@ class AMQPConnector:
 
     def abort(self) -> None:
         """Give up; ``on_done`` gets :class:`AMQPConnectorAborted`."""
+        done = self.cancel()
+        if done is not None:
+            done(AMQPConnectorAborted())
+
+    def cancel(self) -> Callable[[Any], None] | None:
+        """Give up without reporting anything; returns the ``on_done`` that was pending."""
         done, self._on_done = self._on_done, None
         if self._connection is not None:
             self._connection._abort_attempt()
-        if done is not None:
-            done(AMQPConnectorAborted())
+        return done
 
 
 class AbstractAMQPConnectionWorkflow:
@@ -257,10 +262,15 @@ class AMQPConnectionWorkflow(AbstractAMQPConnectionWorkflow):
             self._pending = None
         if self._connector is not None:
             connector, self._connector = self._connector, None
-            connector._on_done = None
-            connector.abort()
+            connector.cancel()
         assert self._loop is not None
         self._loop.call_soon(lambda: self._report(AMQPConnectionWorkflowAborted()))
+
+    def cancel(self) -> None:
+        """Stop at once and report nothing (the owner reports the outcome itself)."""
+        self._on_done = None
+        if self._started and not self._done:
+            self.abort()
 
     # ------------------------------------------------------------ internals
 
