@@ -15,6 +15,8 @@ uvloop: create the loop with ``uvloop.new_event_loop()`` (or run under
 
 from __future__ import annotations
 
+import importlib.metadata as _metadata
+
 from ._confirms import ReturnedMessage
 from ._connect import connect
 from ._consumer import Consumer, Message
@@ -22,7 +24,10 @@ from ._loop import AsyncioEventLoop
 from .aio import AsyncChannel, AsyncConnection
 from .connection import AsyncioConnection, default_event_loop
 
-__version__ = "0.1.0"
+try:  # single-sourced: pyproject.toml's version, read from the installed distribution
+    __version__ = _metadata.version("amqp-adapter-asyncio")
+except _metadata.PackageNotFoundError:  # a source tree that is not installed
+    __version__ = "0.0.0+unknown"
 
 __all__ = [
     "AsyncChannel",

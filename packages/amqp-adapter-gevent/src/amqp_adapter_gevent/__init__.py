@@ -23,7 +23,12 @@ if TYPE_CHECKING:
     from ._loop import GeventIOLoop
     from .connection import GeventConnection, make_ioloop
 
-__version__ = "0.1.0"
+import importlib.metadata as _metadata
+
+try:  # single-sourced: pyproject.toml's version, read from the installed distribution
+    __version__ = _metadata.version("amqp-adapter-gevent")
+except _metadata.PackageNotFoundError:  # a source tree that is not installed
+    __version__ = "0.0.0+unknown"
 
 __all__ = [
     "GeventConnection",

@@ -12,9 +12,14 @@ with other asyncio code.  Importing this package imports tornado; importing
 
 from __future__ import annotations
 
+import importlib.metadata as _metadata
+
 from ._loop import TornadoEventLoop
 from .connection import TornadoConnection, default_ioloop
 
-__version__ = "0.1.0"
+try:  # single-sourced: pyproject.toml's version, read from the installed distribution
+    __version__ = _metadata.version("amqp-adapter-tornado")
+except _metadata.PackageNotFoundError:  # a source tree that is not installed
+    __version__ = "0.0.0+unknown"
 
 __all__ = ["TornadoConnection", "TornadoEventLoop", "__version__", "default_ioloop"]

@@ -17,6 +17,8 @@ The thread-safe entry point is ``add_callback_threadsafe`` (``reactor.callFromTh
 
 from __future__ import annotations
 
+import importlib.metadata as _metadata
+
 from ._deferreds import Completion
 from ._loop import TwistedEventLoop, TwistedStreamTransport
 from .channel import CHANNEL_DEFERREDS, TwistedChannel
@@ -24,7 +26,10 @@ from .connection import TwistedConnection
 from .protocol import CONNECTION_DEFERREDS, TwistedProtocolConnection
 from .queue import ClosableDeferredQueue, ReceivedMessage
 
-__version__ = "0.1.0"
+try:  # single-sourced: pyproject.toml's version, read from the installed distribution
+    __version__ = _metadata.version("amqp-adapter-twisted")
+except _metadata.PackageNotFoundError:  # a source tree that is not installed
+    __version__ = "0.0.0+unknown"
 
 __all__ = [
     "CHANNEL_DEFERREDS",
