@@ -323,7 +323,7 @@ def test_body_longer_than_announced_is_refused() -> None:
     assert assembler.on_body(b"ab") is False
     with pytest.raises(RemoteBodyTooLong) as info:
         assembler.on_body(b"cd")
-    assert info.value.reply_code == 501
+    assert info.value.reply_code == 505  # spec 4.2.6: badly-formatted content
 
 
 def test_announced_size_over_the_limit_is_refused_at_the_header() -> None:

@@ -590,7 +590,7 @@ CHANNEL_ERRORS: list[tuple[str, Callable[[int], bytes], type[Exception], int]] =
     ("deliver-inside-content", lambda ch: deliver_method(ch) + header_frame(ch, 5)
      + deliver_method(ch), RemoteUnexpectedFrame, 505),
     ("body-longer-than-announced", lambda ch: deliver_method(ch) + header_frame(ch, 3)
-     + raw_frame(3, ch, b"abcd"), RemoteBodyTooLong, 501),
+     + raw_frame(3, ch, b"abcd"), RemoteBodyTooLong, 505),
     ("body-after-complete-content", lambda ch: deliver_method(ch) + header_frame(ch, 0)
      + raw_frame(3, ch, b""), RemoteUnexpectedFrame, 505),
     ("header-too-short", lambda ch: deliver_method(ch) + raw_frame(2, ch, b"\x00\x3c"),

@@ -240,11 +240,11 @@ class TwistedProtocolConnection(Protocol, DeferredOwner):
         :returns: a Deferred firing with the close reason once the connection has ended
         """
         impl = self._impl
-        if impl.is_closed:
-            return succeed(self._failure)
-        if not impl.is_closing:
+        if not impl.is_closed and not impl.is_closing:
             impl.close(reply_code, reply_text)
-        if impl.is_closed:
+        # called from a channel's close callback while the connection ends, the connection is
+        # closed but its close callback (which sets the reason) has not run yet: wait for it
+        if self._failure is not None:
             return succeed(self._failure)
         waiter: Deferred[Any] = Deferred()
         self._close_waiters.append(waiter)

@@ -32,6 +32,7 @@ from .exceptions import (
 )
 from .exchange_type import ExchangeType
 from .protocol import events as ev
+from .protocol.connection import require_flag
 
 if TYPE_CHECKING:
     from ._connection_api import Connection
@@ -256,6 +257,8 @@ class Channel:
         """
         _require_str(queue, "queue")
         _require_callback(on_message_callback, "on_message_callback")
+        require_flag(auto_ack, "auto_ack")
+        require_flag(exclusive, "exclusive")
         self._raise_if_not_open()
         if callback is not None:
             _require_callback(callback)
@@ -312,6 +315,7 @@ class Channel:
         """
         _require_str(queue, "queue")
         _require_callback(callback)
+        require_flag(auto_ack, "auto_ack")
         self._raise_if_not_open()
         if self._on_getok_callback is not None:
             raise DuplicateGetOkCallback()
@@ -330,6 +334,7 @@ class Channel:
                 raise TypeError(f"{name} must be int, not {type(value).__name__}")
             if not 0 <= value <= limit:
                 raise ValueError(f"{name} must be within 0..{limit}, got {value}")
+        require_flag(global_qos, "global_qos")
         self._raise_if_not_open()
         if callback is not None:
             _require_callback(callback)
@@ -341,6 +346,7 @@ class Channel:
 
     def basic_recover(self, requeue: bool = False, callback: MethodCallback | None = None) -> None:
         """Redeliver unacknowledged messages; ``callback(frame.Method(Basic.RecoverOk))``."""
+        require_flag(requeue, "requeue")
         self._raise_if_not_open()
         if callback is not None:
             _require_callback(callback)

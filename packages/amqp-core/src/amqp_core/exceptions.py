@@ -185,10 +185,14 @@ class RemoteProtocolError(AMQPConnectionError):
     """The peer broke the protocol.
 
     The core has already queued ``Connection.Close`` with :attr:`reply_code`
-    (501 frame error, 502 syntax error, 505 unexpected frame ...) when this is raised.
+    (501 frame error, 502 syntax error, 505 unexpected frame ...) when this is raised,
+    unless :attr:`sends_close` is False.
 
     :param reply_code: the AMQP hard-error code that names the fault
     :param reply_text: what was wrong
+    :param sends_close: whether the fault is answered with ``Connection.Close``; False for
+        those after which the spec (4.2.3) wants the connection closed "without sending any
+        further data": a bad frame-end octet, an unknown frame type
     """
 
     def __init__(
@@ -198,8 +202,10 @@ class RemoteProtocolError(AMQPConnectionError):
         *,
         host: str | None = None,
         port: int | None = None,
+        sends_close: bool = True,
     ) -> None:
         super().__init__(int(reply_code), str(reply_text), host=host, port=port)
+        self.sends_close = sends_close
 
     @property
     def reply_code(self) -> int:
@@ -427,4 +433,5 @@ class RemoteUnexpectedFrame(RemoteProtocolError, UnexpectedFrameError):
 
 
 class RemoteBodyTooLong(RemoteProtocolError, BodyTooLongError):
-    """A content body was longer than its header announced, or than allowed (501)."""
+    """A content body was longer than its header announced (505 UNEXPECTED_FRAME, spec
+    4.2.6: badly-formatted content), or its header announced more than allowed (501)."""

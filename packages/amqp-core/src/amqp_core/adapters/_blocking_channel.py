@@ -55,6 +55,7 @@ from ._blocking_methods import (
     ChannelMethods,
     require_arguments,
     require_callable,
+    require_flag,
     require_str,
     require_timeout,
 )
@@ -382,6 +383,8 @@ class BlockingChannel(ChannelMethods, ConfirmTracker):
         arguments: Mapping[str, Any] | None, callback: OnMessage | None,
         sink: deque[Any] | None,
     ) -> str:
+        require_flag(auto_ack, "auto_ack")
+        require_flag(exclusive, "exclusive")
         self._check_open()
         if not consumer_tag:
             consumer_tag = f"ctag{self._number}.{uuid.uuid4().hex}"
@@ -410,7 +413,9 @@ class BlockingChannel(ChannelMethods, ConfirmTracker):
 
         :returns: ``[(method, properties, body), ...]`` for an auto-ack
             consumer, else ``[]``
+        :raises TypeError: ``consumer_tag`` is not a str
         """
+        require_str(consumer_tag, "consumer_tag")
         consumer = self._consumers.get(consumer_tag)
         if consumer is None:
             LOGGER.warning(

@@ -17,12 +17,13 @@ from typing import TYPE_CHECKING, Any
 
 from .. import frame, spec
 from ..exchange_type import ExchangeType
+from ..protocol.connection import require_flag
 
 if TYPE_CHECKING:
     from ..protocol import events as ev
 
-__all__ = ["ChannelMethods", "require_arguments", "require_callable", "require_str",
-           "require_timeout"]
+__all__ = ["ChannelMethods", "require_arguments", "require_callable", "require_flag",
+           "require_str", "require_timeout"]
 
 
 def require_str(value: Any, name: str) -> None:
@@ -73,6 +74,7 @@ class ChannelMethods:
             ``(None, None, None)`` when the queue is empty
         """
         require_str(queue, "queue")
+        require_flag(auto_ack, "auto_ack")
         reply = self._rpc(spec.Basic.Get(queue=queue, no_ack=bool(auto_ack)))
         if reply.method.INDEX == spec.Basic.GetOk.INDEX:
             return reply.method, reply.properties, reply.body
@@ -88,11 +90,13 @@ class ChannelMethods:
                 raise TypeError(f"{name} must be int, not {type(value).__name__}")
             if not 0 <= value <= limit:
                 raise ValueError(f"{name} must be within 0..{limit}, got {value}")
+        require_flag(global_qos, "global_qos")
         self._rpc(spec.Basic.Qos(prefetch_size=prefetch_size, prefetch_count=prefetch_count,
                                  global_qos=bool(global_qos)))
 
     def basic_recover(self, requeue: bool = False) -> None:
         """Ask the broker to redeliver every unacknowledged message of this channel."""
+        require_flag(requeue, "requeue")
         self._rpc(spec.Basic.Recover(requeue=bool(requeue)))
 
     # ------------------------------------------------------------ exchanges
@@ -111,8 +115,9 @@ class ChannelMethods:
             exchange_type = exchange_type.value
         require_str(exchange_type, "exchange_type")
         return self._call(spec.Exchange.Declare(
-            exchange=exchange, type=exchange_type, passive=bool(passive), durable=bool(durable),
-            auto_delete=bool(auto_delete), internal=bool(internal),
+            # the flags as given: the core refuses a non-bool one, naming it
+            exchange=exchange, type=exchange_type, passive=passive, durable=durable,
+            auto_delete=auto_delete, internal=internal,
             arguments=require_arguments(arguments),
         ))
 
@@ -123,7 +128,7 @@ class ChannelMethods:
         """
         exchange = "" if exchange is None else exchange
         require_str(exchange, "exchange")
-        return self._call(spec.Exchange.Delete(exchange=exchange, if_unused=bool(if_unused)))
+        return self._call(spec.Exchange.Delete(exchange=exchange, if_unused=if_unused))
 
     def exchange_bind(self, destination: str, source: str, routing_key: str = "",
                       arguments: Mapping[str, Any] | None = None) -> frame.Method:
@@ -169,8 +174,8 @@ class ChannelMethods:
         """
         require_str(queue, "queue")
         return self._call(spec.Queue.Declare(
-            queue=queue, passive=bool(passive), durable=bool(durable),
-            exclusive=bool(exclusive), auto_delete=bool(auto_delete),
+            queue=queue, passive=passive, durable=durable, exclusive=exclusive,
+            auto_delete=auto_delete,
             arguments=require_arguments(arguments),
         ))
 
@@ -181,8 +186,8 @@ class ChannelMethods:
         :returns: ``frame.Method`` whose ``method`` is ``spec.Queue.DeleteOk``
         """
         require_str(queue, "queue")
-        return self._call(spec.Queue.Delete(queue=queue, if_unused=bool(if_unused),
-                                            if_empty=bool(if_empty)))
+        return self._call(spec.Queue.Delete(queue=queue, if_unused=if_unused,
+                                            if_empty=if_empty))
 
     def queue_purge(self, queue: str) -> frame.Method:
         """Remove every ready message from a queue.

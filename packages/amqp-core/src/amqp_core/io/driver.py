@@ -182,8 +182,12 @@ class StreamDriver:
                     break
                 if type(event) is ConnectionFailed:
                     error = event.error
-                    if lost is not None and isinstance(error, StreamLostError):
-                        error = StreamLostError(f"Stream connection lost: {lost!r}")
+                    if lost is not None:
+                        if isinstance(error, StreamLostError):
+                            error = StreamLostError(f"Stream connection lost: {lost!r}")
+                        elif error.__cause__ is None:
+                            # a handshake error: say how the stream ended (reset or EOF)
+                            error.__cause__ = lost
                     self._terminate(error)
                     return
                 try:

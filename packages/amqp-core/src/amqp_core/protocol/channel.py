@@ -34,7 +34,8 @@ from ..exceptions import (
 from .states import ChannelState
 
 _EMPTY_BODY = b""
-_BODY_SIZE = struct.Struct(">Q")
+#: class-id, weight, body size
+_HEADER_START = struct.Struct(">HHQ")
 _BasicProperties = spec.BasicProperties
 #: decode fills every property, so the constructor's defaults are skipped
 _new_properties = _BasicProperties.__new__
@@ -71,7 +72,8 @@ class ContentAssembler:
 
         :raises RemoteBodyTooLong: announced size over ``max_body_size``
         :raises RemoteUnexpectedFrame: a second header for the same message
-        :raises RemoteFrameError: a header frame too short to hold the body size
+        :raises RemoteFrameError: a header frame too short to hold the body size, or of
+            another class than its method
         :raises RemoteSyntaxError: a property list that cannot be decoded
         """
         if self.properties is not None:
@@ -81,7 +83,15 @@ class ContentAssembler:
         if len(payload) < 14:
             # fix: was RemoteBodyTooLong, which says the opposite of what went wrong
             raise RemoteFrameError(spec.FRAME_ERROR, "content header frame too short")
-        body_size: int = _BODY_SIZE.unpack_from(payload, 4)[0]
+        class_id: int
+        body_size: int
+        class_id, _weight, body_size = _HEADER_START.unpack_from(payload)
+        if class_id != self.method.INDEX >> 16:
+            # fix: the class-id was not checked; spec 4.2.6.1 makes a mismatch a 501
+            raise RemoteFrameError(
+                spec.FRAME_ERROR,
+                f"content header of class {class_id} for {self.method.NAME}",
+            )
         if body_size > self.max_body_size:
             raise RemoteBodyTooLong(
                 spec.FRAME_ERROR,
@@ -106,15 +116,16 @@ class ContentAssembler:
     def on_body(self, payload: bytes) -> bool:
         """Take a body frame payload; True when the body is complete.
 
-        :raises RemoteBodyTooLong: more bytes than the header announced
+        :raises RemoteBodyTooLong: more bytes than the header announced (505)
         :raises RemoteUnexpectedFrame: a body frame before the header
         """
         if self.properties is None:
             raise RemoteUnexpectedFrame(spec.UNEXPECTED_FRAME, "body frame before content header")
         received = self._received + len(payload)
         if received > self.body_size:
+            # fix: was 501; spec 4.2.6: badly-formatted content is 505 UNEXPECTED_FRAME
             raise RemoteBodyTooLong(
-                spec.FRAME_ERROR,
+                spec.UNEXPECTED_FRAME,
                 f"received {received} body bytes, header announced {self.body_size}",
             )
         self._chunks.append(payload)

@@ -363,6 +363,9 @@ class Connection:
         if not isinstance(method, Method) or method.INDEX is None:
             # fix: anything else failed with AttributeError inside the encoder
             raise TypeError(f"method must be a spec method object, not {method!r}")
+        for name, kind in zip(method._FIELDS, method._KINDS, strict=True):
+            if kind == "bit":  # fix: any value was sent as its truth value ("no" was True)
+                require_flag(getattr(method, name), name)
         frame = encode_method_frame(channel_number, method)
         index = method.INDEX
         if index in RPC_REPLIES and not getattr(method, "nowait", False):
@@ -399,6 +402,9 @@ class Connection:
             raise AssertionError("unreachable")
         if type(body) is not bytes:
             body = _coerce_body(body)
+        if mandatory.__class__ is not bool or immediate.__class__ is not bool:
+            require_flag(mandatory, "mandatory")
+            require_flag(immediate, "immediate")
         # the whole method frame is cached per (channel, exchange, routing key, flags)
         key = (channel_number, exchange, routing_key, mandatory, immediate)
         method_frame = self._publish_cache.get(key)
@@ -463,6 +469,8 @@ class Connection:
 
         :raises ChannelWrongStateError: channel not open
         """
+        if multiple.__class__ is not bool:
+            require_flag(multiple, "multiple")
         self._queue_ack(channel_number, _BASIC_ACK_ID, delivery_tag, 1 if multiple else 0)
 
     def basic_nack(
@@ -470,11 +478,16 @@ class Connection:
         requeue: bool = True,
     ) -> None:
         """Queue Basic.Nack."""
+        if multiple.__class__ is not bool or requeue.__class__ is not bool:
+            require_flag(multiple, "multiple")
+            require_flag(requeue, "requeue")
         bits = (1 if multiple else 0) | (2 if requeue else 0)
         self._queue_ack(channel_number, _BASIC_NACK_ID, delivery_tag, bits)
 
     def basic_reject(self, channel_number: int, delivery_tag: int, requeue: bool = True) -> None:
         """Queue Basic.Reject."""
+        if requeue.__class__ is not bool:
+            require_flag(requeue, "requeue")
         self._queue_ack(channel_number, _BASIC_REJECT_ID, delivery_tag, 1 if requeue else 0)
 
     def close(self, reply_code: int = 200, reply_text: str = "Normal shutdown") -> None:
@@ -600,11 +613,13 @@ class Connection:
     def _stream_end_error(self) -> AMQPConnectionError:
         state = self.state
         if state is ConnectionState.AWAIT_START:
-            return IncompatibleProtocolError("EOF before Connection.Start")
+            return IncompatibleProtocolError("the stream ended before Connection.Start")
         if state is ConnectionState.AWAIT_TUNE:
-            return ProbableAuthenticationError("EOF while authenticating")
+            return ProbableAuthenticationError("the stream ended while authenticating")
         if state is ConnectionState.AWAIT_OPEN_OK:
-            return ProbableAccessDeniedError("EOF while opening the virtual host")
+            return ProbableAccessDeniedError(
+                "the stream ended while opening the virtual host"
+            )
         return StreamLostError("Transport indicated EOF")
 
     def _terminate(self, error: Exception) -> None:
@@ -613,8 +628,15 @@ class Connection:
         self._events.append(ev.ConnectionFailed(error=error))
 
     def _protocol_failure(self, error: RemoteProtocolError) -> None:
-        """Queue Connection.Close naming the fault, then make every call raise it."""
-        if self.state not in (ConnectionState.CLOSED, ConnectionState.INIT):
+        """Queue Connection.Close naming the fault, then make every call raise it.
+
+        A fault the spec ends "without sending any further data" (``sends_close`` False)
+        queues nothing, and drops whatever was queued and not yet taken.
+        """
+        if not error.sends_close:
+            self._out.clear()
+            self._out_size = 0
+        elif self.state not in (ConnectionState.CLOSED, ConnectionState.INIT):
             class_id, method_id = 0, 0
             self._queue(
                 encode_method_frame(
@@ -633,10 +655,24 @@ class Connection:
 
     def _check_peer_header(self) -> bool:
         """Before Connection.Start, a peer that dislikes our version answers with its header."""
-        starts = self._reader.startswith(b"AMQP")
+        reader = self._reader
+        starts = reader.startswith(b"AMQP")
         if starts is None:
             return False
         if not starts:
+            # fix: anything but a method frame on channel 0 (Connection.Start) used to be
+            # parsed as a frame, so an HTTP answer ("HTTP/1.1 400 ...") became a 501 frame
+            # error and a Connection.Close was sent to a peer that does not speak AMQP; pika
+            # reports such a peer as an incompatible protocol (nothing is sent to it)
+            if reader.startswith(b"\x01\x00\x00") is False:
+                sent = reader.take(min(reader.buffered, 32)) or b""
+                self._terminate(
+                    IncompatibleProtocolError(
+                        f"the peer does not speak AMQP 0-9-1: it sent {sent!r} instead of "
+                        "Connection.Start"
+                    )
+                )
+                return False
             return True
         header = self._reader.take(8)
         if header is None:
@@ -708,7 +744,10 @@ class Connection:
             if channel_number != 0:
                 raise RemoteFrameError(spec.FRAME_ERROR, "heartbeat frame on a non-zero channel")
         else:
-            raise RemoteFrameError(spec.FRAME_ERROR, f"unknown frame type {frame_type}")
+            # spec 4.2.3: close without sending any further data
+            raise RemoteFrameError(
+                spec.FRAME_ERROR, f"unknown frame type {frame_type}", sends_close=False
+            )
 
     def _drop_stale(self, channel_number: int, what: int) -> None:
         """A frame for a channel the peer has closed: it was sent before the Close."""
@@ -1020,6 +1059,15 @@ def _encode_publish_tail(
         + bytes((bits,))
         + FRAME_END
     )
+
+
+def require_flag(value: Any, name: str) -> None:
+    """Refuse a flag that is neither a bool nor an int (pika's users pass 0 and 1 too).
+
+    :raises TypeError: naming ``name``
+    """
+    if not isinstance(value, int):
+        raise TypeError(f"{name} must be bool, not {type(value).__name__}")
 
 
 def _coerce_body(body: Any) -> bytes:

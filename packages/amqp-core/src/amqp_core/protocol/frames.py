@@ -127,7 +127,8 @@ class FrameReader:
     def next_frame(self) -> tuple[int, int, bytes] | None:
         """Return ``(frame_type, channel, payload)`` or None when more bytes are needed.
 
-        :raises RemoteFrameError: oversized frame or a bad frame-end octet
+        :raises RemoteFrameError: oversized frame, or a bad frame-end octet (then with
+            ``sends_close=False``)
         """
         if self._pending is not None:
             if self._pending_size < self._wanted:
@@ -150,7 +151,8 @@ class FrameReader:
             return None
         if buffer[end] != FRAME_END_BYTE:
             raise RemoteFrameError(
-                spec.FRAME_ERROR, f"frame-end octet was {buffer[end]:#04x}, expected 0xce"
+                spec.FRAME_ERROR, f"frame-end octet was {buffer[end]:#04x}, expected 0xce",
+                sends_close=False,  # spec 4.2.3: close without sending any further data
             )
         self._position = end + 1
         return frame_type, channel, buffer[position + 7 : end]

@@ -66,6 +66,8 @@ class Received:
     method: Any = None
     properties: Any = None
     body: bytes = b""
+    #: when the peer parsed it (``time.monotonic()``)
+    at: float = field(default_factory=time.monotonic)
 
 
 @dataclass
@@ -302,6 +304,10 @@ class PeerConnection:
                 self._finish()
                 return
             self._header_done = True
+            if self.peer.greeting is not None:  # not a broker: garbage, then silence
+                self._silent = True
+                self._write(self.peer.greeting)
+                return
             self._reply(0, spec.Connection.Start(
                 version_major=0, version_minor=9,
                 server_properties={"product": "amqp_core.testing.peer",
@@ -495,6 +501,8 @@ class ScriptedPeer:
     :param refuse_login: answer Connection.StartOk with Connection.Close 403, as RabbitMQ does
         for a wrong password
     :param lifetime: seconds after which each connection thread gives up
+    :param greeting: bytes to answer the protocol header with instead of Connection.Start (an
+        HTTP reply, random bytes, a malformed Start); the peer then stays connected and silent
     """
 
     host = "127.0.0.1"
@@ -510,6 +518,7 @@ class ScriptedPeer:
         nack_sequence_numbers: frozenset[int] = frozenset(),
         refuse_login: bool = False,
         lifetime: float = 60.0,
+        greeting: bytes | None = None,
     ) -> None:
         for name, value in (("heartbeat", heartbeat), ("frame_max", frame_max),
                             ("channel_max", channel_max)):
@@ -523,6 +532,9 @@ class ScriptedPeer:
         self.nack_sequence_numbers = frozenset(nack_sequence_numbers)
         self.refuse_login = refuse_login
         self.lifetime = lifetime
+        if greeting is not None and not isinstance(greeting, bytes):
+            raise TypeError(f"greeting must be bytes or None, not {type(greeting).__name__}")
+        self.greeting = greeting
         self.mechanisms = "PLAIN AMQPLAIN"
         self.capabilities: dict[str, Any] = {
             "publisher_confirms": True, "basic.nack": True, "consumer_cancel_notify": True,

@@ -73,6 +73,9 @@ pytest.register_assert_rewrite(
     "amqp_core.testing.protocol_tests",
     "amqp_core.testing.scenarios",
     "amqp_core.testing.blocking_scenarios",
+    "amqp_core.testing.stress_scenarios",
+    "amqp_core.testing.fault_scenarios",
+    "amqp_core.testing.misbehaving_peer_tests",
 )
 
 #: Adapters without a loop (driven by the live blocking scenarios only).
@@ -127,9 +130,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    """Register the ``amqp_live`` marker."""
+    """Register the ``amqp_live`` and ``slow`` markers."""
     config.addinivalue_line(
         "markers", "amqp_live: a live scenario of the amqp_core kit (needs a broker)"
+    )
+    config.addinivalue_line(
+        "markers", "slow: a long-running scenario of the amqp_core kit (stress, leak cycles)"
     )
 
 
