@@ -26,26 +26,21 @@ left behind by processes that died without stopping theirs (a ``state.json`` in 
 names the owning process and its start time; :meth:`PrivateBroker.detach` clears the owner so that
 a node started from the command line outlives its starter).
 
-Only the standard library is used, plus ``trustme`` (imported when a node starts) for the
-certificates.
+The machine-level helpers (installing, finding processes, ports, probing, reaping) live in
+:mod:`amqp_core.testing.node_process`.  Only the standard library is used, plus ``trustme``
+(imported when a node starts) for the certificates.
 """
 
 from __future__ import annotations
 
 import atexit
 import contextlib
-import ipaddress
 import json
 import os
-import pwd
-import random
 import re
 import secrets
 import shutil
-import signal
-import socket
 import ssl
-import struct
 import subprocess
 import tempfile
 import time
@@ -55,6 +50,29 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
+
+from .node_process import (
+    DIR_PREFIX,
+    NODE_MARKER,
+    BrokerError,
+    amqp_answers,
+    chown_rabbitmq,
+    ensure_installed,
+    find_executable,
+    kill_node,
+    listening_addresses,
+    node_os_pids,
+    pick_ports,
+    port_is_free,
+    probe_connection_start,
+    proc_start_time,
+    rabbitmq_uid,
+    reachable_tempdir,
+    reap_stale_brokers,
+    run_command,
+    tcp_accepts,
+    wait_gone,
+)
 
 __all__ = [
     "BrokerError",
@@ -67,268 +85,11 @@ __all__ = [
     "reap_stale_brokers",
 ]
 
-#: The AMQP 0-9-1 protocol header a client sends first.
-PROTOCOL_HEADER = b"AMQP\x00\x00\x09\x01"
 #: The memory high watermark RabbitMQ uses by default (a fraction of the machine's memory).
 DEFAULT_MEMORY_WATERMARK = 0.4
 
-_SBIN_DIRS = ("/usr/sbin", "/usr/local/sbin", "/sbin")
-_DIR_PREFIX = "amqpcore-broker-"
-_MARKER = "AMQPCORE_PRIVATE_NODE"
-_PORT_RANGE = (20000, 32000)
-_RESERVED_PORTS = frozenset({25672})  # the distribution port of a system node on 5672
 _NODENAME_RE = re.compile(r"^[A-Za-z0-9_.-]+@[A-Za-z0-9_.-]+$")
 _UNSAFE_ARG_CHARS = frozenset('$`\\\n"')  # the Debian wrapper re-parses arguments with sh
-_MAX_START_FRAME = 1 << 20
-_apt_updated = False
-
-
-class BrokerError(RuntimeError):
-    """A broker could not be installed, started, controlled or stopped."""
-
-
-# --------------------------------------------------------------------------- installation
-
-
-def _find(name: str) -> str | None:
-    path = os.pathsep.join([os.environ.get("PATH", os.defpath), *_SBIN_DIRS])
-    return shutil.which(name, path=path)
-
-
-def _run(argv: list[str], timeout: float, env: Mapping[str, str] | None = None) -> str:
-    """Run ``argv`` to completion within ``timeout`` seconds; return its standard output."""
-    try:
-        done = subprocess.run(
-            argv,
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            env=dict(env) if env is not None else None,
-            check=False,
-        )
-    except subprocess.TimeoutExpired:
-        raise BrokerError(f"{' '.join(argv)} did not finish within {timeout:.0f} s") from None
-    if done.returncode != 0:
-        output = (done.stderr.strip() or done.stdout.strip())[-3000:]
-        raise BrokerError(f"{' '.join(argv)} failed with exit code {done.returncode}: {output}")
-    return done.stdout
-
-
-def ensure_installed(*, timeout: float = 900.0) -> None:
-    """Make sure ``rabbitmq-server`` is installed, installing Debian's package if needed.
-
-    Installing needs root: ``apt-get update`` (once per process) then
-    ``apt-get install -y rabbitmq-server``, each bounded by ``timeout`` seconds.  On a machine
-    run by systemd the package's own system-wide service is then stopped and disabled: tests only
-    ever use private nodes.
-
-    :param timeout: the longest any one apt-get command may run, in seconds.
-    :raises BrokerError: when the server is missing and cannot be installed.
-    """
-    global _apt_updated
-    if _find("rabbitmq-server") and _find("rabbitmqctl"):
-        return
-    if os.geteuid() != 0:
-        raise BrokerError(
-            "rabbitmq-server is not installed and installing it needs root: run "
-            "'apt-get install rabbitmq-server' (or tools/bootstrap.sh) as root, "
-            "or point AMQP_URL at a running broker"
-        )
-    if _find("apt-get") is None:
-        raise BrokerError("rabbitmq-server is not installed and apt-get is not available")
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    if not _apt_updated:
-        _run(["apt-get", "update", "-q"], timeout, env)
-        _apt_updated = True
-    _run(["apt-get", "install", "-y", "-q", "rabbitmq-server"], timeout, env)
-    if Path("/run/systemd/system").is_dir() and _find("systemctl"):
-        with contextlib.suppress(BrokerError):
-            _run(["systemctl", "disable", "--now", "rabbitmq-server"], 120.0)
-    if not (_find("rabbitmq-server") and _find("rabbitmqctl")):
-        raise BrokerError("apt-get installed rabbitmq-server but it is still not found")
-
-
-# --------------------------------------------------------------------------- probing
-
-
-def _recv_exactly(sock: socket.socket, count: int, deadline: float) -> bytes:
-    chunks: list[bytes] = []
-    missing = count
-    while missing:
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            raise TimeoutError("timed out reading from the broker")
-        sock.settimeout(remaining)
-        chunk = sock.recv(missing)
-        if not chunk:
-            raise ConnectionError("the broker closed the connection")
-        chunks.append(chunk)
-        missing -= len(chunk)
-    return b"".join(chunks)
-
-
-def probe_connection_start(
-    host: str,
-    port: int,
-    *,
-    timeout: float = 5.0,
-    ssl_context: ssl.SSLContext | None = None,
-    server_hostname: str | None = None,
-) -> bytes:
-    """Send the AMQP protocol header and return the payload of the broker's first frame.
-
-    The payload of a healthy broker's answer is a ``Connection.Start`` method
-    (class 10, method 10) and starts with ``b"\\x00\\x0a\\x00\\x0a"``.
-
-    :param host: the broker's address.
-    :param port: the broker's AMQP (or, with ``ssl_context``, AMQPS) port.
-    :param timeout: the longest the whole exchange may take, in seconds.
-    :param ssl_context: wrap the connection in TLS with this context.
-    :param server_hostname: the name to verify the server's certificate against
-        (default: ``host``).
-    :returns: the frame payload, without the frame header and frame-end octet.
-    :raises OSError: when the connection or the TLS handshake fails or times out.
-    :raises BrokerError: when the answer is not an AMQP method frame on channel 0.
-    """
-    deadline = time.monotonic() + timeout
-    with socket.create_connection((host, port), timeout=timeout) as raw:
-        sock: socket.socket = raw
-        if ssl_context is not None:
-            sock = ssl_context.wrap_socket(raw, server_hostname=server_hostname or host)
-        with sock:
-            sock.sendall(PROTOCOL_HEADER)
-            header = _recv_exactly(sock, 7, deadline)
-            kind, channel, size = struct.unpack("!BHI", header)
-            if kind != 1 or channel != 0 or size > _MAX_START_FRAME:
-                raise BrokerError(f"unexpected answer to the protocol header: {header!r}")
-            body = _recv_exactly(sock, size + 1, deadline)
-    if body[-1] != 0xCE:
-        raise BrokerError("the broker's first frame does not end with the frame-end octet")
-    return body[:-1]
-
-
-def amqp_answers(host: str, port: int, *, timeout: float = 2.0) -> bool:
-    """Tell whether an AMQP 0-9-1 broker answers on ``host:port`` with ``Connection.Start``.
-
-    :param host: the broker's address.
-    :param port: the broker's AMQP port.
-    :param timeout: the longest the probe may take, in seconds.
-    :returns: ``True`` when a ``Connection.Start`` frame came back.
-    """
-    try:
-        payload = probe_connection_start(host, port, timeout=timeout)
-    except (OSError, BrokerError):
-        return False
-    return payload[:4] == b"\x00\x0a\x00\x0a"
-
-
-# --------------------------------------------------------------------------- processes, ports
-
-
-def _proc_start_time(pid: int) -> int | None:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    return int(stat.rsplit(")", 1)[1].split()[19])
-
-
-def _node_os_pids(nodename: str) -> list[int]:
-    """The Erlang VM processes started for ``nodename`` (found by their environment marker)."""
-    marker = f"{_MARKER}={nodename}".encode()
-    pids: list[int] = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            if not (entry / "comm").read_text().startswith("beam"):
-                continue
-            environ = (entry / "environ").read_bytes()
-        except OSError:
-            continue
-        if marker in environ.split(b"\0"):
-            pids.append(int(entry.name))
-    return pids
-
-
-def _wait_gone(nodename: str, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while _node_os_pids(nodename):
-        if time.monotonic() >= deadline:
-            return False
-        time.sleep(0.1)
-    return True
-
-
-def _kill_node(nodename: str, grace: float = 5.0) -> None:
-    for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, grace)):
-        for pid in _node_os_pids(nodename):
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.kill(pid, sig)
-        if _wait_gone(nodename, wait):
-            return
-    raise BrokerError(f"the Erlang VM of node {nodename} survived SIGKILL")
-
-
-def _port_is_free(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        try:
-            probe.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
-
-
-def _pick_ports(count: int, avoid: frozenset[int] = frozenset()) -> list[int]:
-    rng = random.SystemRandom()
-    chosen: list[int] = []
-    if count <= 0:
-        return chosen
-    for _ in range(500):
-        port = rng.randrange(*_PORT_RANGE)
-        if port in chosen or port in avoid or port in _RESERVED_PORTS:
-            continue
-        if _port_is_free(port):
-            chosen.append(port)
-            if len(chosen) == count:
-                return chosen
-    raise BrokerError(f"found no {count} free ports in {_PORT_RANGE}")
-
-
-def _owner_alive(pid: object, start_time: object) -> bool:
-    if not isinstance(pid, int):
-        return True  # detached, or unknown: never reaped
-    return _proc_start_time(pid) == start_time
-
-
-def reap_stale_brokers(parent: str | os.PathLike[str] | None = None) -> list[str]:
-    """Stop the private nodes whose owning process died without stopping them.
-
-    Only directories named ``amqpcore-broker-*`` under ``parent`` (default: the temporary
-    directory) whose ``state.json`` names a process that no longer exists are touched.
-
-    :param parent: the directory holding the nodes' directories.
-    :returns: the node names that were reaped.
-    """
-    reaped: list[str] = []
-    root = Path(parent) if parent is not None else Path(tempfile.gettempdir())
-    for path in root.glob(f"{_DIR_PREFIX}*"):
-        try:
-            state = json.loads((path / "state.json").read_text())
-        except (OSError, ValueError):
-            continue
-        if not isinstance(state, dict) or _owner_alive(
-            state.get("owner_pid"), state.get("owner_start_time")
-        ):
-            continue
-        nodename = state.get("nodename")
-        if isinstance(nodename, str):
-            with contextlib.suppress(BrokerError):
-                _kill_node(nodename, grace=2.0)
-            reaped.append(nodename)
-        shutil.rmtree(path, ignore_errors=True)
-    return reaped
 
 
 # --------------------------------------------------------------------------- brokers
@@ -411,12 +172,12 @@ class PrivateBroker:
             raise TypeError(f"base_dir must be a path, not {type(base_dir).__name__}")
         self.nodename = nodename
         self._fixed_ports = port is not None and tls_port is not None and dist_port is not None
-        picked = iter(_pick_ports(3 - sum(p is not None for p in (port, tls_port, dist_port))))
+        picked = iter(pick_ports(3 - sum(p is not None for p in (port, tls_port, dist_port))))
         self.port: int = port if port is not None else next(picked)
         self.tls_port: int = tls_port if tls_port is not None else next(picked)
         self.dist_port: int = dist_port if dist_port is not None else next(picked)
         if base_dir is None:
-            self.base_dir = Path(tempfile.mkdtemp(prefix=_DIR_PREFIX, dir=_reachable_tempdir()))
+            self.base_dir = Path(tempfile.mkdtemp(prefix=DIR_PREFIX, dir=reachable_tempdir()))
             self._own_base_dir = True
         else:
             self.base_dir = Path(base_dir).absolute()
@@ -432,7 +193,7 @@ class PrivateBroker:
         self.server_cert_path, self.server_key_path = tls / "server.pem", tls / "server.key"
         self._started = False
         self._stopped = False
-        self._owner: tuple[int, int | None] | None = (os.getpid(), _proc_start_time(os.getpid()))
+        self._owner: tuple[int, int | None] | None = (os.getpid(), proc_start_time(os.getpid()))
         atexit.register(self.stop)
 
     # ------------------------------------------------------------------ paths and URLs
@@ -510,7 +271,7 @@ class PrivateBroker:
     def _write_state(self) -> None:
         path = self.base_dir / "state.json"
         path.write_text(json.dumps(self.to_state(), indent=2) + "\n")
-        _chown_rabbitmq(path)
+        chown_rabbitmq(path)
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -536,17 +297,17 @@ class PrivateBroker:
             raise BrokerError("this PrivateBroker was stopped; create a new one")
         if self._started:
             return
-        server = _find("rabbitmq-server")
-        if server is None or _find("rabbitmqctl") is None:
+        server = find_executable("rabbitmq-server")
+        if server is None or find_executable("rabbitmqctl") is None:
             raise BrokerError("rabbitmq-server is not installed: call ensure_installed() first")
-        rabbitmq_uid = _rabbitmq_uid()
-        if os.geteuid() not in (0, rabbitmq_uid):
+        owner_uid = rabbitmq_uid()
+        if os.geteuid() not in (0, owner_uid):
             raise BrokerError("a private RabbitMQ node must be started by root or by 'rabbitmq'")
         reap_stale_brokers(self.base_dir.parent)
         if not self._fixed_ports and not all(
-            map(_port_is_free, (self.port, self.tls_port, self.dist_port))
+            map(port_is_free, (self.port, self.tls_port, self.dist_port))
         ):
-            self.port, self.tls_port, self.dist_port = _pick_ports(3)
+            self.port, self.tls_port, self.dist_port = pick_ports(3)
         self._write_files()
         self._started = True
         deadline = time.monotonic() + timeout
@@ -568,19 +329,19 @@ class PrivateBroker:
         except (BrokerError, subprocess.TimeoutExpired) as failure:
             report = f"{failure}\n{self._log_tail()}"
             with contextlib.suppress(BrokerError):
-                _kill_node(self.nodename, grace=2.0)
+                kill_node(self.nodename, grace=2.0)
             self._started = False  # a later start() tries again from scratch
             raise BrokerError(f"node {self.nodename} did not start: {report}") from None
 
     def _wait_until_ready(self, deadline: float, started_at: float) -> None:
         missing = 0
         while True:
-            if amqp_answers(self.host, self.port, timeout=2.0) and _tcp_accepts(
+            if amqp_answers(self.host, self.port, timeout=2.0) and tcp_accepts(
                 self.host, self.tls_port
             ):
                 return
             if time.monotonic() - started_at > 5.0:
-                missing = 0 if _node_os_pids(self.nodename) else missing + 1
+                missing = 0 if node_os_pids(self.nodename) else missing + 1
                 if missing >= 4:
                     raise BrokerError("the node's Erlang VM exited")
             if time.monotonic() >= deadline:
@@ -598,11 +359,11 @@ class PrivateBroker:
         self._stopped = True
         atexit.unregister(self.stop)
         try:
-            if self._started and _node_os_pids(self.nodename):
+            if self._started and node_os_pids(self.nodename):
                 with contextlib.suppress(BrokerError):
                     self.ctl("stop", timeout=timeout)
-                if not _wait_gone(self.nodename, timeout=min(timeout, 15.0)):
-                    _kill_node(self.nodename)
+                if not wait_gone(self.nodename, timeout=min(timeout, 15.0)):
+                    kill_node(self.nodename)
         finally:
             if self._own_base_dir:
                 shutil.rmtree(self.base_dir, ignore_errors=True)
@@ -624,10 +385,10 @@ class PrivateBroker:
                 raise TypeError(f"args must be str, got {type(arg).__name__}")
             if _UNSAFE_ARG_CHARS.intersection(arg):
                 raise ValueError(f'args must not contain $ ` \\ " or newlines: {arg!r}')
-        ctl = _find("rabbitmqctl")
+        ctl = find_executable("rabbitmqctl")
         if ctl is None:
             raise BrokerError("rabbitmqctl is not installed")
-        return _run([ctl, "-n", self.nodename, *args], timeout, self._env(server=False))
+        return run_command([ctl, "-n", self.nodename, *args], timeout, self._env(server=False))
 
     def list_connections(self) -> list[dict[str, str]]:
         """The node's client connections, as strings: ``pid`` (what :meth:`close_connection`
@@ -714,7 +475,9 @@ class PrivateBroker:
 
     def _env(self, *, server: bool) -> dict[str, str]:
         env = {
-            k: v for k, v in os.environ.items() if not k.startswith(("RABBITMQ_", "ERL_", _MARKER))
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith(("RABBITMQ_", "ERL_", NODE_MARKER))
         }
         etc = self.base_dir / "etc"
         loopback_dist = "-kernel inet_dist_use_interface {127,0,0,1}"
@@ -726,7 +489,7 @@ class PrivateBroker:
         )
         if server:
             env.update(
-                {_MARKER: self.nodename},
+                {NODE_MARKER: self.nodename},
                 RABBITMQ_NODENAME=self.nodename,
                 RABBITMQ_NODE_IP_ADDRESS=self.host,
                 RABBITMQ_NODE_PORT=str(self.port),
@@ -784,7 +547,7 @@ class PrivateBroker:
         (etc / "rabbitmq-env.conf").write_text("# intentionally empty: see PrivateBroker._env\n")
         self._write_state()
         for path in (self.base_dir, *self.base_dir.rglob("*")):
-            _chown_rabbitmq(path)
+            chown_rabbitmq(path)
         self.base_dir.chmod(0o755)
 
     def _log_tail(self, lines: int = 40) -> str:
@@ -801,64 +564,3 @@ class PrivateBroker:
 
     def __repr__(self) -> str:
         return f"<PrivateBroker {self.nodename} amqp={self.port} amqps={self.tls_port}>"
-
-
-# --------------------------------------------------------------------------- helpers
-
-
-def _tcp_accepts(host: str, port: int) -> bool:
-    try:
-        with socket.create_connection((host, port), timeout=1.0):
-            return True
-    except OSError:
-        return False
-
-
-def _rabbitmq_uid() -> int | None:
-    try:
-        return pwd.getpwnam("rabbitmq").pw_uid
-    except KeyError:
-        return None
-
-
-def _chown_rabbitmq(path: Path) -> None:
-    if os.geteuid() != 0:
-        return
-    try:
-        entry = pwd.getpwnam("rabbitmq")
-    except KeyError:
-        raise BrokerError("the 'rabbitmq' user does not exist: is rabbitmq-server installed?")
-    os.chown(path, entry.pw_uid, entry.pw_gid)
-
-
-def _reachable_tempdir() -> str:
-    """The temporary directory if every ancestor lets other users through, else ``/tmp``."""
-    temp = Path(tempfile.gettempdir()).resolve()
-    for path in (temp, *temp.parents):
-        if not os.stat(path).st_mode & 0o001:
-            return "/tmp"
-    return str(temp)
-
-
-def listening_addresses(port: int) -> list[str]:
-    """The local addresses with a TCP socket listening on ``port`` (from ``/proc/net/tcp*``).
-
-    ``0.0.0.0`` or ``::`` in the answer means "every interface".
-
-    :param port: the TCP port.
-    :returns: addresses such as ``"127.0.0.1"`` or ``"::"``, one per listening socket.
-    """
-    found: list[str] = []
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-        with contextlib.suppress(OSError), open(table) as lines:
-            next(lines, None)
-            for line in lines:
-                fields = line.split()
-                address, _, hex_port = fields[1].partition(":")
-                if fields[3] != "0A" or int(hex_port, 16) != port:
-                    continue
-                raw = bytes.fromhex(address)
-                # the kernel prints each 32-bit word in host (little-endian) byte order
-                words = b"".join(raw[i : i + 4][::-1] for i in range(0, len(raw), 4))
-                found.append(str(ipaddress.ip_address(words)))
-    return found
