@@ -27,12 +27,15 @@ run gets its own connection, channel and exclusive queue.  The scenarios follow
 
 Beside each throughput is the client's CPU time per message (``time.process_time`` over the
 timed window).  Each figure is the best of ``--repeats`` runs, each bounded by ``--timeout``
-seconds.  Figures, never assertions.
+seconds; the clients alternate (the order flips every repeat), and between runs, untimed, the
+run's queue is deleted, garbage is collected and the reactor idles for a moment, so that no run
+pays for the previous one.  Figures, never assertions.
 """
 
 from __future__ import annotations
 
 import argparse
+import gc
 import statistics
 import sys
 import time
@@ -52,6 +55,8 @@ import amqp_adapter_twisted
 import amqp_core
 
 BODY = b"x" * 64
+#: Seconds of quiet between two runs (untimed), so one run's tail does not overlap the next.
+SETTLE = 0.2
 
 #: name -> (parameters class module, protocol class)
 LIBS: dict[str, tuple[Any, Any]] = {
@@ -180,8 +185,14 @@ Scenario = Callable[[Any, str, argparse.Namespace], Awaitable[Any]]
 
 
 async def run_once(name: str, scenario: Scenario, info: Any, args: argparse.Namespace) -> Any:
-    """One run: connect, run the scenario (bounded by ``--timeout``), close."""
-    connection = None
+    """One run: connect, run the scenario (bounded by ``--timeout``), clean up, close.
+
+    The clean-up is the same for both clients and untimed: the queue is deleted (and the
+    deletion awaited) before the connection closes, so that the broker does not drop the
+    messages of this run in the background while the next run (the other client's) is timed;
+    then the garbage of this run is collected, for the same reason on the client side.
+    """
+    connection = channel = queue = None
     try:
         connection, channel, queue = await open_channel(name, info.host, info.port, info.url)
         work = defer.ensureDeferred(scenario(channel, queue, args))
@@ -191,17 +202,28 @@ async def run_once(name: str, scenario: Scenario, info: Any, args: argparse.Name
         print(f"# {name}: {error!r}", file=sys.stderr, flush=True)
         return None
     finally:
+        if channel is not None and queue is not None and channel.is_open:
+            try:
+                await channel.queue_delete(queue)
+            except Exception as error:  # reported, never fatal: the close deletes it anyway
+                print(f"# {name}: queue_delete: {error!r}", file=sys.stderr, flush=True)
         if connection is not None and not connection.is_closed:
             await connection.close()
+        gc.collect()
+        await task.deferLater(reactor, SETTLE, lambda: None)
 
 
 async def measure(
     scenario: Scenario, info: Any, args: argparse.Namespace, better: Callable[[Any, Any], Any]
 ) -> dict[str, Any]:
-    """Run the scenario ``--repeats`` times per client, alternating clients; keep the best."""
+    """Run the scenario ``--repeats`` times per client, alternating clients; keep the best.
+
+    The order flips every repeat (ours, pika, pika, ours, ...) so that neither client is
+    always the one that runs first.
+    """
     results: dict[str, Any] = {}
-    for _ in range(args.repeats):
-        for name in args.which:
+    for repeat in range(args.repeats):
+        for name in args.which if repeat % 2 == 0 else args.which[::-1]:
             value = await run_once(name, scenario, info, args)
             if value is not None:
                 results[name] = value if name not in results else better(results[name], value)

@@ -182,6 +182,57 @@ def test_abort_reports_connection_lost_once(broker: Any) -> None:
     assert [event for event in protocol.events if event != "made"] == [("lost", None)]
 
 
+def _until(predicate: Any, seconds: float, what: str) -> None:
+    deadline = time.monotonic() + seconds
+    while not predicate():
+        assert time.monotonic() < deadline, f"{what} did not happen within {seconds} s"
+        spin(0.02)
+
+
+def test_write_back_pressure_through_the_producer_interface() -> None:
+    """A peer that does not read pauses the stream (Twisted's pauseProducing); draining resumes."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(1)
+    server.settimeout(10)
+    received = bytearray()
+    try:
+        protocol = Recorder()
+        transport = wait(connect(LOOP, server.getsockname(), protocol)[0], 10)
+        peer, _ = server.accept()
+        peer.settimeout(10)
+        try:
+            assert transport.get_write_buffer_size() == 0 and not transport.writing_paused
+            payload = b"p" * (8 << 20)  # far beyond Twisted's 64 KiB mark and the kernel's buffers
+            transport.write(payload)
+            assert protocol.events == ["made", "pause"]
+            assert transport.writing_paused
+            assert transport.get_write_buffer_size() >= 1 << 16
+            spin(0.1)  # the reactor sends what the kernel takes; the peer still reads nothing
+            assert protocol.events == ["made", "pause"]
+
+            def drain() -> None:
+                while len(received) < len(payload):
+                    chunk = peer.recv(1 << 20)
+                    if not chunk:
+                        return
+                    received.extend(chunk)
+
+            reader = threading.Thread(target=drain, daemon=True)
+            reader.start()
+            _until(lambda: "resume" in protocol.events, 15, "resume_writing")
+            reader.join(10)
+            assert protocol.events == ["made", "pause", "resume"]
+            assert not transport.writing_paused and transport.get_write_buffer_size() == 0
+            assert len(received) == len(payload)
+            transport.close()
+            assert wait(protocol.lost, 10) is None
+        finally:
+            peer.close()
+    finally:
+        server.close()
+
+
 def test_tls_stream(private_broker: Any) -> None:
     protocol = Recorder()
     context = ssl.create_default_context(cafile=str(private_broker.ca_path))

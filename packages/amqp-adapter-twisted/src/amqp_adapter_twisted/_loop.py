@@ -30,11 +30,17 @@ with the reactor's own services:
   connected Twisted transport; :class:`~amqp_adapter_twisted.TwistedProtocolConnection`
   uses it for the transport Twisted handed to it (TCP or Twisted's TLS).
 
-Write back-pressure: the stream registers itself as a streaming producer, so
-Twisted calls ``pause_writing`` when its buffer passes ``bufferSize`` (64 KiB)
-and ``resume_writing`` when it is drained (each once per change).  The
-producer is unregistered before closing: Twisted does not close a transport
-whose paused producer is still registered.
+Write back-pressure, through Twisted's public producer/consumer interface
+only: the stream registers itself with ``transport.registerProducer(stream,
+True)`` as an ``IPushProducer``, so Twisted calls ``pauseProducing`` when its
+buffer passes the transport's ``bufferSize`` (64 KiB) and ``resumeProducing``
+once it has drained; the stream keeps that "paused" state and tells the
+protocol ``pause_writing`` / ``resume_writing`` (each once per change).
+Twisted publishes no byte count of its buffer, so ``get_write_buffer_size``
+is derived from that state: the high-water mark while paused, 0 otherwise
+(nothing reads Twisted's private buffer attributes).  The producer is
+unregistered before closing: Twisted does not close a transport whose paused
+producer is still registered.
 
 End of stream: without half-close support Twisted reports the peer's FIN as
 ``connectionLost(ConnectionDone)``; the stream turns that into the contract's
@@ -84,6 +90,9 @@ LOGGER = logging.getLogger(__name__)
 #: Seconds after which Twisted itself gives up a TCP connect.  The connection's
 #: ``socket_timeout`` / ``stack_timeout`` normally end an attempt long before.
 CONNECT_BACKSTOP = 600.0
+#: The write high-water mark assumed for a transport without a ``bufferSize`` (Twisted's own
+#: default): what ``get_write_buffer_size`` reports while the producer is paused.
+DEFAULT_HIGH_WATER = 1 << 16
 #: Longest sleep of :meth:`TwistedEventLoop.run_until_stopped` between checks.
 _MAX_IDLE = 0.25
 
@@ -164,7 +173,10 @@ class TwistedStreamTransport:
     :param protocol: the contract protocol to report to (the driver)
     """
 
-    __slots__ = ("_closing", "_lost", "_paused", "_protocol", "_registered", "transport", "write")
+    __slots__ = (
+        "_closing", "_high_water", "_lost", "_paused", "_protocol", "_registered", "transport",
+        "write",
+    )
 
     def __init__(self, transport: Any, protocol: StreamProtocol) -> None:
         #: The Twisted transport underneath.
@@ -174,6 +186,10 @@ class TwistedStreamTransport:
         self._lost = False
         self._paused = False
         self._registered = False
+        high_water = getattr(transport, "bufferSize", None)
+        self._high_water = (
+            high_water if isinstance(high_water, int) and high_water > 0 else DEFAULT_HIGH_WATER
+        )
         #: ``write(data)``: Twisted's own ``transport.write`` (no extra call on the hot path).
         self.write = transport.write
         register = getattr(transport, "registerProducer", None)
@@ -214,13 +230,18 @@ class TwistedStreamTransport:
             self.transport.loseConnection()
 
     def get_write_buffer_size(self) -> int:
-        """Bytes Twisted holds unsent (best effort: 0 when the transport does not tell)."""
-        transport = self.transport
-        try:
-            buffered = len(transport.dataBuffer) - int(transport.offset)
-            return buffered + int(transport._tempDataLen)
-        except (AttributeError, TypeError):
-            return 0
+        """Twisted tells no byte count: its high-water mark while it has paused us, else 0.
+
+        The "paused" state comes from Twisted's ``pauseProducing`` /
+        ``resumeProducing`` (the public producer interface); a transport that
+        refused our producer always reports 0.
+        """
+        return self._high_water if self._paused else 0
+
+    @property
+    def writing_paused(self) -> bool:
+        """True between Twisted's ``pauseProducing`` and ``resumeProducing``."""
+        return self._paused
 
     def get_extra_info(self, name: str, default: Any = None) -> Any:
         """``"socket"``, ``"peername"``, ``"sockname"`` like asyncio; ``"twisted_transport"``."""
@@ -267,15 +288,17 @@ class TwistedStreamTransport:
 
     def pauseProducing(self) -> None:
         """Twisted's buffer is full: the protocol should stop writing (told once)."""
-        if self._protocol is not None and not self._paused:
+        if not self._paused:
             self._paused = True
-            self._protocol.pause_writing()
+            if self._protocol is not None:
+                self._protocol.pause_writing()
 
     def resumeProducing(self) -> None:
         """Twisted's buffer drained (told once per pause)."""
-        if self._protocol is not None and self._paused:
+        if self._paused:
             self._paused = False
-            self._protocol.resume_writing()
+            if self._protocol is not None:
+                self._protocol.resume_writing()
 
     def stopProducing(self) -> None:
         """The connection is going away (``connectionLost`` follows)."""

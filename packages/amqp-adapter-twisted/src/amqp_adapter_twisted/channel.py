@@ -12,7 +12,8 @@ callback API).  Every method that waits for the broker returns a Deferred:
 * by hand, where the semantics are not "one callback, one reply":
   ``basic_consume`` (fires with ``(queue_object, consumer_tag)``; deliveries go
   into a :class:`~amqp_adapter_twisted.ClosableDeferredQueue` as
-  :class:`~amqp_adapter_twisted.ReceivedMessage`), ``basic_cancel`` (closes
+  :class:`~amqp_adapter_twisted.ReceivedMessage` with ``put_soon``: waiting
+  ``get`` calls are served once per reactor turn), ``basic_cancel`` (closes
   that queue with ``ConsumerCancelled``; a tag not consuming gives None),
   ``basic_get`` (a ``ReceivedMessage``, or None when the queue is empty),
   ``basic_publish`` (see below), ``confirm_delivery`` and ``close`` (fires with
@@ -52,7 +53,7 @@ from __future__ import annotations
 
 import logging
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from twisted.internet.defer import Deferred, fail, succeed
@@ -73,6 +74,9 @@ __all__ = ["CHANNEL_DEFERREDS", "TwistedChannel"]
 
 LOGGER = logging.getLogger(__name__)
 
+#: ``ReceivedMessage`` without the generated ``__new__`` (a plain 4-tuple of that class).
+_new_message = tuple.__new__
+
 #: The callback channel's methods that TwistedChannel passes through as they are.
 PASS_THROUGH = ("basic_ack", "basic_nack", "basic_reject")
 
@@ -88,14 +92,19 @@ class _Consumer:
 
 
 class _Confirms:
-    """Delivery tags of unconfirmed publishes and their Deferreds (publisher confirms)."""
+    """Delivery tags of unconfirmed publishes and their Deferreds (publisher confirms).
 
-    __slots__ = ("mandatory", "next_tag", "order", "pending", "returned")
+    ``pending`` holds ``(tag, deferred)`` pairs in publish (= tag) order: the broker
+    confirms mostly in order, often with ``multiple``, so settling is a run of
+    ``popleft`` calls (or one swap when every pending tag is covered); a single ack
+    out of order is searched for.
+    """
+
+    __slots__ = ("mandatory", "next_tag", "pending", "returned")
 
     def __init__(self) -> None:
         self.next_tag = 1
-        self.pending: dict[int, Deferred[Any]] = {}
-        self.order: deque[int] = deque()
+        self.pending: deque[tuple[int, Deferred[Any]]] = deque()
         self.mandatory: dict[int, tuple[str, str, Any]] = {}
         self.returned: deque[ReceivedMessage] = deque()
 
@@ -103,8 +112,7 @@ class _Confirms:
         tag = self.next_tag
         self.next_tag = tag + 1
         deferred: Deferred[Any] = Deferred()
-        self.pending[tag] = deferred
-        self.order.append(tag)
+        self.pending.append((tag, deferred))
         if mandatory:
             self.mandatory[tag] = (exchange, routing_key, body)
         return deferred
@@ -113,17 +121,43 @@ class _Confirms:
         method = method_frame.method
         tag: int = method.delivery_tag
         pending = self.pending
-        order = self.order
-        batch: list[tuple[int, Deferred[Any]]] = []
-        if method.multiple:
-            while order and order[0] <= tag:
-                first = order.popleft()
-                if first in pending:
-                    batch.append((first, pending.pop(first)))
-        elif tag in pending:
-            batch.append((tag, pending.pop(tag)))
-            while order and order[0] not in pending:  # forget tags settled out of order
-                order.popleft()
+        batch: Iterable[tuple[int, Deferred[Any]]]
+        if not pending:
+            batch = ()
+        elif method.multiple:
+            if pending[-1][0] <= tag:  # every pending tag: swap (callbacks may publish meanwhile)
+                batch = pending
+                self.pending = deque()
+            else:
+                taken: list[tuple[int, Deferred[Any]]] = []
+                popleft = pending.popleft
+                while pending[0][0] <= tag:  # stops at the last entry at the latest
+                    taken.append(popleft())
+                batch = taken
+        elif pending[0][0] == tag:
+            batch = (pending.popleft(),)
+        else:
+            batch = self._take(tag)
+        if self.mandatory or self.returned or type(method) is not spec.Basic.Ack:
+            self._settle_checked(batch, method)
+            return
+        for _tag, deferred in batch:  # the common case: plain acks
+            if not deferred.called:  # else the publisher cancelled it
+                deferred.callback(method)
+
+    def _take(self, tag: int) -> tuple[tuple[int, Deferred[Any]], ...]:
+        """Remove and return the one entry of ``tag`` (acked out of order), if pending."""
+        pending = self.pending
+        for index, entry in enumerate(pending):
+            if entry[0] == tag:
+                del pending[index]
+                return (entry,)
+            if entry[0] > tag:
+                break
+        return ()
+
+    def _settle_checked(self, batch: Iterable[tuple[int, Deferred[Any]]], method: Any) -> None:
+        """Settle with returns (mandatory publishes) and nacks taken into account."""
         nack = type(method) is spec.Basic.Nack
         check_returns = bool(self.mandatory)
         for one, deferred in batch:
@@ -155,11 +189,10 @@ class _Confirms:
         return None
 
     def fail_all(self, error: BaseException) -> None:
-        pending, self.pending = self.pending, {}
-        self.order.clear()
+        pending, self.pending = self.pending, deque()
         self.mandatory.clear()
         self.returned.clear()
-        for deferred in pending.values():
+        for _tag, deferred in pending:
             if not deferred.called:
                 deferred.errback(error)
 
@@ -223,6 +256,9 @@ class TwistedChannel(DeferredOwner):
         self._get_deferred: Deferred[Any] | None = None
         for name in PASS_THROUGH:
             setattr(self, name, getattr(channel, name))
+        self._publish = channel.basic_publish
+        connection: Any = channel.connection
+        self._call_soon: Callable[[Callable[[], None]], Any] = connection.event_loop.call_soon
         channel.add_on_close_callback(self._on_channel_closed)
         channel.add_on_cancel_callback(self._on_broker_cancel)
         channel.add_on_return_callback(self._on_returned)
@@ -308,7 +344,7 @@ class TwistedChannel(DeferredOwner):
         if self._failure is not None:
             return fail(self._failure)
         try:
-            self.callback_channel.basic_publish(exchange, routing_key, body, properties, mandatory)
+            self._publish(exchange, routing_key, body, properties, mandatory)
         except Exception:
             return fail()
         confirms = self._confirms
@@ -368,11 +404,13 @@ class TwistedChannel(DeferredOwner):
         queue_object = ClosableDeferredQueue()
         deferred = self._new_deferred()
         channel = self.callback_channel
-        put = queue_object.put
+        put_soon = queue_object.put_soon
+        call_soon = self._call_soon
 
         def on_message(_channel: Any, method: Any, properties: Any, body: bytes) -> None:
             if queue_object.closed is None:
-                put(ReceivedMessage(self, method, properties, body))
+                put_soon(_new_message(ReceivedMessage, (self, method, properties, body)),
+                         call_soon)
             elif not auto_ack and channel.is_open:  # closed by the application: give it back
                 channel.basic_reject(method.delivery_tag, requeue=True)
 

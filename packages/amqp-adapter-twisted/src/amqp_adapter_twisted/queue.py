@@ -11,14 +11,27 @@ errbacks with it, and so do later ``get`` and ``put`` calls.
 It is a ``twisted.internet.defer.DeferredQueue`` (``size`` and ``backlog``
 behave the same), with ``pending`` and ``waiting`` held in deques so that a
 long backlog costs O(1) per message (the base class pops lists from the front).
-How much is buffered is bounded by the broker: at most the channel's prefetch
-window (``basic_qos``) of unacknowledged messages.
+
+Deliveries come in through :meth:`ClosableDeferredQueue.put_soon`, not ``put``:
+the first message of a reactor turn goes to the waiting ``get`` at once, the
+others of that turn are queued, and one call on the next turn hands them to the
+waiting ``get`` calls.  An ``async def`` consumer is thus resumed about twice
+per read and takes the rest of the batch from fired Deferreds, instead of being
+suspended and resumed through ``inlineCallbacks`` once per message; a lone
+message (request/reply traffic) is not delayed.  Order is kept (a ``get``
+made meanwhile queues behind the waiting ones), and ``close``/``drain`` first
+hand the waiters what was promised to them.  ``put`` keeps Twisted's semantics
+(a waiting ``get`` fires at once).  How much is buffered is bounded by the
+broker: at most the channel's prefetch window (``basic_qos``) of unacknowledged
+messages.  A channel that closes hands the waiters their messages before the
+waiters errback (an ``ack`` of such a message then finds the channel closed).
 """
 
 from __future__ import annotations
 
 import logging
 from collections import deque
+from collections.abc import Callable
 from typing import Any, NamedTuple
 
 from twisted.internet.defer import (
@@ -75,6 +88,7 @@ class ClosableDeferredQueue(DeferredQueue[Any]):
         self.closed: BaseException | Failure | None = None
         self.waiting: deque[Deferred[Any]] = deque()  # type: ignore[assignment]
         self.pending: deque[Any] = deque()  # type: ignore[assignment]
+        self._wake_scheduled = False
 
     def __repr__(self) -> str:
         state = "open" if self.closed is None else f"closed ({self.closed!r})"
@@ -101,6 +115,46 @@ class ClosableDeferredQueue(DeferredQueue[Any]):
             raise QueueOverflow()
         return None
 
+    def put_soon(self, obj: Any, call_soon: Callable[[Callable[[], None]], Any]) -> None:
+        """Like :meth:`put`, but the waiters are served at most twice per loop turn.
+
+        The consumer's path (what ``TwistedChannel.basic_consume`` uses): the first
+        delivery of a turn goes to the waiting ``get`` at once (as with :meth:`put`:
+        a lone message has no added latency) and opens a batch; the deliveries that
+        follow in the same turn are queued, and one call on the next turn hands
+        them to the waiting ``get`` calls, in order.  An ``async def`` consumer
+        resumed by the first of them takes the others with ``get()`` without
+        waiting (fired Deferreds), instead of being suspended and resumed through
+        ``inlineCallbacks`` once per message.  Objects are never reordered: a
+        ``get`` made meanwhile queues up behind the waiting ones.  Unlike
+        :meth:`put`, ``size`` is not enforced (the consumer's prefetch bounds what
+        is held).
+
+        :param obj: the object (the queue must be open)
+        :param call_soon: schedules a callable on the next loop turn
+        """
+        if self._wake_scheduled:  # a batch is open this turn: join it
+            self.pending.append(obj)
+            return
+        waiting = self.waiting
+        if not waiting:
+            self.pending.append(obj)
+            return
+        # the first delivery of a turn: open a batch for the ones that may follow it
+        self._wake_scheduled = True
+        call_soon(self._serve_waiters)
+        if self.pending:  # older objects first (not expected outside a batch)
+            self.pending.append(obj)
+        else:  # served at once, as put() would (no latency for a lone message)
+            waiting.popleft().callback(obj)
+
+    def _serve_waiters(self) -> None:
+        self._wake_scheduled = False
+        waiting = self.waiting
+        pending = self.pending
+        while waiting and pending:
+            waiting.popleft().callback(pending.popleft())
+
     def get(self) -> Deferred[Any]:
         """A Deferred firing with the next object; it errbacks if the queue is (or gets) closed.
 
@@ -108,7 +162,7 @@ class ClosableDeferredQueue(DeferredQueue[Any]):
         """
         if self.closed is not None:
             return fail(self.closed)
-        if self.pending:
+        if self.pending and not self.waiting:  # else older gets are served first, in order
             return succeed(self.pending.popleft())
         if self.backlog is None or len(self.waiting) < self.backlog:
             deferred: Deferred[Any] = Deferred(canceller=self._cancelGet)
@@ -128,6 +182,8 @@ class ClosableDeferredQueue(DeferredQueue[Any]):
             raise TypeError(f"reason must be an exception, not {type(reason).__name__}")
         if self.closed is not None:
             LOGGER.debug("Queue was already closed with reason: %r", self.closed)
+        if self._wake_scheduled:  # first hand over what put_soon already promised the waiters
+            self._serve_waiters()
         self.closed = reason
         waiting = self.waiting
         while waiting:
@@ -135,7 +191,9 @@ class ClosableDeferredQueue(DeferredQueue[Any]):
         self.pending.clear()
 
     def drain(self) -> list[Any]:
-        """Take every object held now (without waiting)."""
+        """Take every object held now (without waiting) that no waiting ``get`` is owed."""
+        if self._wake_scheduled:
+            self._serve_waiters()
         items = list(self.pending)
         self.pending.clear()
         return items
