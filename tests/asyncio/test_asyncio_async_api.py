@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-import socket
 from typing import Any
 
 import pytest
@@ -22,12 +21,7 @@ from amqp_adapter_asyncio import (
 from amqp_adapter_asyncio.aio import CHANNEL_AWAITABLES, CONNECTION_AWAITABLES
 from amqp_core import exceptions, spec
 from amqp_core.channel import Channel
-
-
-def dead_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+from amqp_core.testing.fault_proxy import FaultProxy, unused_port
 
 
 async def eventually(predicate: Any, timeout: float = 5.0) -> None:
@@ -74,7 +68,7 @@ def test_await_connect_with_parameters_then_async_with(run: Any, params: Any) ->
 
 def test_connect_tries_a_sequence_of_parameters(run: Any, params: Any) -> None:
     async def scenario() -> None:
-        async with connect([params(port=dead_port(), connection_attempts=1), params()]) as conn:
+        async with connect([params(port=unused_port(), connection_attempts=1), params()]) as conn:
             assert conn.is_open
 
     run(scenario)
@@ -561,51 +555,6 @@ def test_used_from_a_foreign_loop_raises(run: Any, thread_loop: asyncio.Abstract
 # ---------------------------------------------------------------------------- back-pressure
 
 
-class _Upstream(asyncio.Protocol):
-    def __init__(self, client: Any) -> None:
-        self.client = client
-
-    def data_received(self, data: bytes) -> None:
-        self.client.write(data)
-
-    def connection_lost(self, exc: BaseException | None) -> None:
-        self.client.close()
-
-
-class StallableProxy(asyncio.Protocol):
-    """One client connection forwarded to the broker; pausing its reading stalls the client."""
-
-    def __init__(self, target: tuple[str, int], instances: list[StallableProxy]) -> None:
-        self.target = target
-        self.upstream: Any = None
-        self.transport: Any = None
-        self.pending: list[bytes] = []
-        self.opening: asyncio.Future[None] | None = None
-        instances.append(self)
-
-    def connection_made(self, transport: Any) -> None:
-        self.transport = transport
-        self.opening = asyncio.ensure_future(self._open_upstream())
-
-    async def _open_upstream(self) -> None:
-        loop = asyncio.get_running_loop()
-        self.upstream, _ = await loop.create_connection(
-            lambda: _Upstream(self.transport), *self.target
-        )
-        for data in self.pending:
-            self.upstream.write(data)
-
-    def data_received(self, data: bytes) -> None:
-        if self.upstream is None:
-            self.pending.append(data)
-        else:
-            self.upstream.write(data)
-
-    def connection_lost(self, exc: BaseException | None) -> None:
-        if self.upstream is not None:
-            self.upstream.close()
-
-
 def test_publishers_wait_while_the_transport_is_paused(run: Any, params: Any, broker: Any,
                                                       unique: Any) -> None:
     queue = unique("backpressure")
@@ -613,19 +562,14 @@ def test_publishers_wait_while_the_transport_is_paused(run: Any, params: Any, br
     count = 48
 
     async def scenario() -> None:
-        loop = asyncio.get_running_loop()
-        proxies: list[StallableProxy] = []
-        server = await loop.create_server(
-            lambda: StallableProxy((broker.host, broker.port), proxies), "127.0.0.1", 0
-        )
-        port = server.sockets[0].getsockname()[1]
-        try:
-            async with connect(params(port=port)) as conn:
+        with FaultProxy(broker.host, broker.port) as proxy:
+            async with connect(params(port=proxy.port)) as conn:
                 ch = await conn.channel()
                 await ch.queue_declare(queue, exclusive=True)
                 await ch.confirm_delivery()
-                (proxy,) = proxies
-                proxy.transport.pause_reading()  # the "broker" stops reading: buffers fill
+                assert proxy.accepted == 1
+                # the "broker" stops reading: buffers fill
+                proxy.stall("upstream", discard=False)
                 futures = []
                 paused_at = None
                 for index in range(count):
@@ -635,15 +579,12 @@ def test_publishers_wait_while_the_transport_is_paused(run: Any, params: Any, br
                         paused_at = index
                 assert paused_at is not None, "the transport never paused"
                 assert not futures[-1].done()  # waiting in the backlog (not even sent)
-                proxy.transport.resume_reading()
+                proxy.pass_through("upstream")
                 assert await asyncio.wait_for(asyncio.gather(*futures), 60) == [None] * count
                 assert not conn.callback_connection.writing_paused
                 for index in range(count):  # all there, in call order
                     message = await ch.basic_get(queue, auto_ack=True)
                     assert message is not None and message.body[:3] == b"%03d" % index
-        finally:
-            server.close()
-            await server.wait_closed()
 
     run(scenario, timeout=120)
 

@@ -9,7 +9,6 @@ futures; assertions are made in the coroutine, every wait bounded by ``asyncio.w
 from __future__ import annotations
 
 import asyncio
-import socket
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -19,6 +18,7 @@ import pytest
 import amqp_core as pika
 from amqp_adapter_asyncio import AsyncioConnection
 from amqp_core import exceptions, spec
+from amqp_core.testing.fault_proxy import unused_port
 
 WAIT = 10.0
 
@@ -76,12 +76,6 @@ async def open_connection(parameters: pika.ConnectionParameters, **kwargs: Any) 
     )
     await wait(opened)
     return Opened(connection, closed)
-
-
-def dead_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 # ---------------------------------------------------------------------------- basics
@@ -264,7 +258,7 @@ def test_wrong_password(run: Any, params: Any) -> None:
 def test_refused_connection(run: Any, params: Any) -> None:
     async def scenario() -> None:
         with pytest.raises(exceptions.AMQPConnectionError):
-            await open_connection(params(port=dead_port(), connection_attempts=1))
+            await open_connection(params(port=unused_port(), connection_attempts=1))
 
     run(scenario)
 
@@ -293,7 +287,7 @@ def test_create_connection_tries_configs_in_turn(run: Any, params: Any) -> None:
     async def scenario() -> None:
         loop = asyncio.get_running_loop()
         done, on_done = callback_future()
-        configs = [params(port=dead_port(), connection_attempts=1), params()]
+        configs = [params(port=unused_port(), connection_attempts=1), params()]
         AsyncioConnection.create_connection(configs, on_done, custom_ioloop=loop)
         connection = await wait(done)
         assert isinstance(connection, AsyncioConnection)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import functools
 import os
-import socket
 import subprocess
 import sys
 import threading
@@ -20,21 +19,14 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from blocking_helpers import FakeServer, TcpProxy, params_for, unique, wait_until
+from blocking_helpers import FakeServer, amqp_url, params_for, unique, wait_until
 
 import amqp_core as pika
 from amqp_core import exceptions
 from amqp_core.adapters.blocking_connection import BlockingConnection
+from amqp_core.testing.fault_proxy import FaultProxy, unused_port
 
 DEADLINE = 10.0
-
-
-def dead_port() -> int:
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = int(sock.getsockname()[1])
-    sock.close()
-    return port
 
 
 def fail_after(conn: BlockingConnection, seconds: float = DEADLINE) -> None:
@@ -50,7 +42,7 @@ def fail_after(conn: BlockingConnection, seconds: float = DEADLINE) -> None:
 
 
 def test_refused_port_raises_amqp_connection_error() -> None:
-    port = dead_port()
+    port = unused_port()
     params = pika.ConnectionParameters(host="127.0.0.1", port=port)
     with pytest.raises(exceptions.AMQPConnectionError) as caught:
         pika.BlockingConnection(params)
@@ -198,11 +190,11 @@ def test_broker_forced_close_raises_from_start_consuming(
 
 
 def test_lost_stream_raises_stream_lost_error(broker: Any) -> None:
-    with TcpProxy(broker.host, broker.port) as proxy:
-        connection = pika.BlockingConnection(pika.URLParameters(proxy.url()))
+    with FaultProxy(broker.host, broker.port) as proxy:
+        connection = pika.BlockingConnection(pika.URLParameters(amqp_url(proxy.port)))
         channel = connection.channel()
         channel.queue_declare("", exclusive=True)
-        proxy.drop()
+        proxy.close_all()
         fail_after(connection)
         with pytest.raises(exceptions.StreamLostError):
             connection.process_data_events(time_limit=None)
@@ -212,20 +204,21 @@ def test_lost_stream_raises_stream_lost_error(broker: Any) -> None:
 
 
 def test_lost_stream_raises_from_a_blocking_call(broker: Any) -> None:
-    with TcpProxy(broker.host, broker.port) as proxy:
-        connection = pika.BlockingConnection(pika.URLParameters(proxy.url()))
+    with FaultProxy(broker.host, broker.port) as proxy:
+        connection = pika.BlockingConnection(pika.URLParameters(amqp_url(proxy.port)))
         channel = connection.channel()
-        proxy.drop()
+        proxy.close_all()
         assert wait_until(lambda: proxy.connections == 0)
         with pytest.raises(exceptions.StreamLostError):
             channel.queue_declare("", exclusive=True)
 
 
 def test_silent_peer_raises_heartbeat_timeout(broker: Any) -> None:
-    with TcpProxy(broker.host, broker.port) as proxy:
-        connection = pika.BlockingConnection(pika.URLParameters(proxy.url() + "?heartbeat=1"))
+    with FaultProxy(broker.host, broker.port) as proxy:
+        url = amqp_url(proxy.port) + "?heartbeat=1"
+        connection = pika.BlockingConnection(pika.URLParameters(url))
         channel = connection.channel()
-        proxy.freeze()
+        proxy.stall(discard=False)
         started = time.monotonic()
         fail_after(connection)
         with pytest.raises(exceptions.AMQPHeartbeatTimeout):

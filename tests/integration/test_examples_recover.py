@@ -20,9 +20,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from blocking_helpers import TcpProxy, params_for, unique
+from blocking_helpers import amqp_url, params_for, unique
 
 import amqp_core as pika
+from amqp_core.testing.fault_proxy import FaultProxy
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 WAIT = 20.0
@@ -140,14 +141,14 @@ def test_dropped_stream_reconnects_and_continues(
     broker: Any, publisher: Any, script: str, extra: list[str]
 ) -> None:
     queue, name = unique("recover"), unique("example")
-    with TcpProxy(broker.host, broker.port) as proxy:
-        program = Program(script, *example_args(proxy.url(), queue, name, 6), *extra)
+    with FaultProxy(broker.host, broker.port) as proxy:
+        program = Program(script, *example_args(amqp_url(proxy.port), queue, name, 6), *extra)
         try:
             program.wait_for(lambda: program.count("connected") == 1, "connection")
             publish(publisher, queue, ["1", "2", "3"])
             program.wait_for(lambda: len(set(program.received())) == 3, "3 messages")
             time.sleep(0.3)  # let the acks out, so no message is redelivered and counted twice
-            proxy.drop()
+            proxy.close_all()
             program.wait_for(lambda: program.count("connection lost") >= 1, "failure report")
             program.wait_for(lambda: program.count("connected") == 2, "reconnection")
             publish(publisher, queue, ["4", "5", "6"])

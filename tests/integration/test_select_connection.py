@@ -14,13 +14,14 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from select_helpers import Harness, SharedConnection, dead_port, params_for, unique
+from select_helpers import Harness, SharedConnection, params_for, unique
 
 import amqp_core as pika
 from amqp_core import exceptions, frame, spec
 from amqp_core.adapters import select_connection
 from amqp_core.adapters.select_connection import IOLoop, SelectConnection
 from amqp_core.channel import Channel
+from amqp_core.testing.fault_proxy import unused_port
 
 
 @pytest.fixture(scope="module")
@@ -134,7 +135,7 @@ def test_close_while_opening_reports_open_aborted(h: Harness, broker: Any) -> No
 
 
 def test_open_error_callback_replaces_or_adds(h: Harness) -> None:
-    params = pika.ConnectionParameters(host="127.0.0.1", port=dead_port())
+    params = pika.ConnectionParameters(host="127.0.0.1", port=unused_port())
     conn = SelectConnection(params, on_open_error_callback=h.cb("ctor"), custom_ioloop=h.ioloop)
     conn.add_on_open_error_callback(h.cb("replacing"))  # remove_default=True drops "ctor"
     conn.add_on_open_error_callback(h.cb("added"), remove_default=False)

@@ -13,11 +13,12 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from select_helpers import Harness, SharedConnection, StallingProxy, params_for, unique
+from select_helpers import Harness, SharedConnection, params_for, unique
 
 import amqp_core as pika
 from amqp_core import exceptions
 from amqp_core.channel import Channel
+from amqp_core.testing.fault_proxy import FaultProxy
 
 
 @pytest.fixture(scope="module")
@@ -256,13 +257,11 @@ def test_broker_forced_close(h: Harness, private_broker: Any) -> None:
 
 
 def test_lost_stream(h: Harness, broker: Any) -> None:
-    proxy = StallingProxy((broker.host, broker.port))
-    try:
+    with FaultProxy(broker.host, broker.port) as proxy:
         conn = h.connect(params_for(broker, port=proxy.port), name="c")
         channel = h.channel(conn)
         channel.add_on_close_callback(h.cb("channel_closed"))
-    finally:
-        proxy.close()  # both sockets closed under the client's feet
+        proxy.close_all()  # both sockets closed (FIN) under the client's feet
     _, error = h.wait("c.close", timeout=5.0)
     assert isinstance(error, exceptions.StreamLostError), repr(error)
     assert (error.host, error.port) == ("127.0.0.1", proxy.port)

@@ -2,9 +2,10 @@
 
 Theory of operation: heartbeat tests negotiate a 1 s interval.  "Sent on time" is shown by an idle
 connection that the broker keeps open (RabbitMQ drops a client silent for two intervals); "peer
-is dead" is shown with :class:`~select_helpers.StallingProxy`, a 127.0.0.1 proxy that stops
-forwarding on request, so the client hears nothing while its socket stays open.  Blocking uses
-the private node's memory alarm (``set_memory_watermark``), always restored in ``finally``.
+is dead" is shown with :class:`~amqp_core.testing.fault_proxy.FaultProxy`, a 127.0.0.1 proxy
+whose ``stall(discard=False)`` stops forwarding (and reading), so the client hears nothing while
+its socket stays open.  Blocking uses the private node's memory alarm (``set_memory_watermark``),
+always restored in ``finally``.
 """
 
 from __future__ import annotations
@@ -16,9 +17,10 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from select_helpers import Harness, StallingProxy, params_for
+from select_helpers import Harness, params_for
 
 from amqp_core import exceptions, frame, spec
+from amqp_core.testing.fault_proxy import FaultProxy
 
 HEARTBEAT = 1
 
@@ -58,11 +60,11 @@ def test_heartbeats_keep_an_idle_connection_open(h: Harness, broker: Any) -> Non
 
 
 def test_silent_peer_ends_the_connection_with_heartbeat_timeout(h: Harness, broker: Any) -> None:
-    with StallingProxy((broker.host, broker.port)) as proxy:
+    with FaultProxy(broker.host, broker.port) as proxy:
         conn = h.connect(params_for(broker, port=proxy.port, heartbeat=HEARTBEAT), name="c")
         channel = h.channel(conn)
         channel.add_on_close_callback(h.cb("channel_closed"))
-        proxy.stall()
+        proxy.stall(discard=False)
         stalled_at = time.monotonic()
         _, error = h.wait("c.close", timeout=8.0)
         silent_for = time.monotonic() - stalled_at
@@ -79,10 +81,10 @@ def test_silent_peer_ends_the_connection_with_heartbeat_timeout(h: Harness, brok
 
 def test_dead_peer_with_unsent_data_releases_the_socket(h: Harness, broker: Any) -> None:
     """The write buffer cannot drain to a dead peer: the timeout must not wait for it."""
-    with StallingProxy((broker.host, broker.port)) as proxy:
+    with FaultProxy(broker.host, broker.port) as proxy:
         conn = h.connect(params_for(broker, heartbeat=HEARTBEAT, port=proxy.port), name="c")
         channel = h.channel(conn)
-        proxy.stall()
+        proxy.stall(discard=False)
         chunk = b"x" * (1 << 20)
         for _ in range(48):  # more than the kernel buffers on both sides of the proxy hold
             channel.basic_publish("", "nowhere", chunk)

@@ -16,11 +16,12 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from select_helpers import BlackHole, Harness, params_for, unique
+from select_helpers import Harness, params_for, unique
 
 import amqp_core as pika
 from amqp_core import exceptions
 from amqp_core.adapters.utils import connection_workflow as wf
+from amqp_core.testing.fault_proxy import BlackHoleListener
 
 
 @pytest.fixture
@@ -189,7 +190,7 @@ def test_tls_against_the_plain_port_fails(h: Harness, private_broker: Any) -> No
 
 
 def test_stack_timeout_during_a_hanging_tls_handshake(h: Harness, broker: Any) -> None:
-    with BlackHole() as hole:
+    with BlackHoleListener() as hole:
         params = params_for(
             broker,
             port=hole.port,

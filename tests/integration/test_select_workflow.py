@@ -2,10 +2,10 @@
 timeouts, abort, and pika's workflow exception classes.
 
 Theory of operation: failures are provoked on 127.0.0.1 only: a port nothing listens on
-(refused at once), a :class:`~select_helpers.BlackHole` (the kernel completes the TCP handshake
-but nobody ever speaks: the AMQP stage hangs) and a black hole whose backlog is full (the TCP
-connect itself hangs).  Every timing assertion has a lower bound (the timeout was honoured) and a
-generous upper bound (it fired).
+(refused at once), a :class:`~amqp_core.testing.fault_proxy.BlackHoleListener` (the TCP
+handshake completes but nobody ever speaks: the AMQP stage hangs) and a black hole whose backlog
+is full (the TCP connect itself hangs).  Every timing assertion has a lower bound (the timeout
+was honoured) and a generous upper bound (it fired).
 """
 
 from __future__ import annotations
@@ -16,13 +16,14 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from select_helpers import BlackHole, Harness, dead_port, params_for
+from select_helpers import Harness, params_for
 
 import amqp_core as pika
 from amqp_core import exceptions
 from amqp_core.adapters.select_connection import SelectConnection
 from amqp_core.adapters.utils import connection_workflow as wf
 from amqp_core.testing.broker import listening_addresses
+from amqp_core.testing.fault_proxy import BlackHoleListener, unused_port
 
 
 @pytest.fixture
@@ -82,7 +83,7 @@ def _socket_peer(conn: Any) -> Any:
 
 
 def test_create_connection_tries_configs_in_order(h: Harness, broker: Any) -> None:
-    dead = dead_port()
+    dead = unused_port()
     configs = [params_for(broker, port=dead), params_for(broker)]
     workflow = h.create_connection(configs, "done")
     assert isinstance(workflow, wf.AbstractAMQPConnectionWorkflow)
@@ -101,7 +102,7 @@ def test_create_connection_tries_configs_in_order(h: Harness, broker: Any) -> No
 
 
 def test_all_configs_failing_records_every_error_in_order(h: Harness, broker: Any) -> None:
-    first, second = dead_port(), dead_port()
+    first, second = unused_port(), unused_port()
     configs = [params_for(broker, port=first), params_for(broker, port=second)]
     h.create_connection(configs, "done")
     (result,) = h.wait("done")
@@ -132,7 +133,7 @@ def test_every_resolved_address_is_tried(
     monkeypatch.setattr(socket, "getaddrinfo", both_families)
 
     # both addresses fail on a dead port: one recorded error per address, ::1 first
-    dead = dead_port()
+    dead = unused_port()
     h.create_connection([params_for(broker, host="localhost", port=dead)], "failed")
     (result,) = h.wait("failed")
     errors = _connector_errors(result)
@@ -158,7 +159,7 @@ def test_every_resolved_address_is_tried(
 
 
 def test_connection_attempts_and_retry_delay(h: Harness, broker: Any) -> None:
-    dead = dead_port()
+    dead = unused_port()
     configs = [
         params_for(broker, port=dead),
         params_for(broker, port=dead, connection_attempts=3, retry_delay=0.3),
@@ -174,7 +175,7 @@ def test_connection_attempts_and_retry_delay(h: Harness, broker: Any) -> None:
 
 
 def test_internal_workflow_retries_then_reports(h: Harness, broker: Any) -> None:
-    dead = dead_port()
+    dead = unused_port()
     start = time.monotonic()
     conn = h.connect(
         params_for(broker, port=dead, connection_attempts=2, retry_delay=0.2),
@@ -206,7 +207,7 @@ def test_socket_timeout_on_a_hanging_tcp_connect(h: Harness, broker: Any) -> Non
 
 
 def test_stack_timeout_on_a_silent_listener(h: Harness, broker: Any) -> None:
-    with BlackHole() as hole:
+    with BlackHoleListener() as hole:
         start = time.monotonic()
         h.create_connection([params_for(broker, port=hole.port, stack_timeout=0.4)], "done")
         (result,) = h.wait("done")
@@ -235,7 +236,7 @@ def test_stack_timeout_covers_the_tcp_connect_too(h: Harness, broker: Any) -> No
 
 def test_stack_timeout_then_retry_keeps_trying(h: Harness, broker: Any) -> None:
     """A timed-out attempt's late stream teardown must not end the next attempt."""
-    with BlackHole() as hole:
+    with BlackHoleListener() as hole:
         start = time.monotonic()
         conn = h.connect(
             params_for(
@@ -258,7 +259,7 @@ def test_stack_timeout_then_retry_keeps_trying(h: Harness, broker: Any) -> None:
 
 
 def test_stack_timeout_then_success_on_the_next_config(h: Harness, broker: Any) -> None:
-    with BlackHole() as hole:
+    with BlackHoleListener() as hole:
         configs = [params_for(broker, port=hole.port, stack_timeout=0.3), params_for(broker)]
         h.create_connection(configs, "done")
         (conn,) = h.wait("done")
@@ -288,7 +289,7 @@ def test_abort_during_tcp_connect(h: Harness, broker: Any) -> None:
 
 
 def test_abort_during_amqp_handshake_and_during_retry_delay(h: Harness, broker: Any) -> None:
-    with BlackHole() as hole:
+    with BlackHoleListener() as hole:
         workflow = h.create_connection(
             [params_for(broker, port=hole.port, stack_timeout=30.0)], "handshake"
         )
@@ -298,7 +299,7 @@ def test_abort_during_amqp_handshake_and_during_retry_delay(h: Harness, broker: 
         assert isinstance(result, wf.AMQPConnectionWorkflowAborted)
 
     workflow = h.create_connection(
-        [params_for(broker, port=dead_port(), connection_attempts=5, retry_delay=30.0)], "retry"
+        [params_for(broker, port=unused_port(), connection_attempts=5, retry_delay=30.0)], "retry"
     )
     h.run_for(0.2)  # the first attempt failed; now waiting 30 s
     workflow.abort()

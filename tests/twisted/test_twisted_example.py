@@ -11,6 +11,7 @@ message.
 from __future__ import annotations
 
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -18,10 +19,11 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "integration"))
 
-from blocking_helpers import TcpProxy, params_for, unique
+from blocking_helpers import amqp_url, params_for, unique
 from test_examples_recover import Program
 
 import amqp_core as pika
+from amqp_core.testing.fault_proxy import FaultProxy
 
 SCRIPT = "twisted_service.py"
 
@@ -76,13 +78,14 @@ def test_reconnects_after_the_broker_closes_the_connection(private_broker: Any) 
 @pytest.mark.timeout(120)
 def test_reconnects_after_the_stream_is_dropped(broker: Any) -> None:
     queue, name = unique("twsvc"), unique("twisted-example")
-    with TcpProxy(broker.host, broker.port) as proxy:
-        program = start(proxy.url(), queue, name, 4)
+    with FaultProxy(broker.host, broker.port) as proxy:
+        program = start(amqp_url(proxy.port), queue, name, 4)
         try:
             program.wait_for(lambda: program.count("consuming") == 1, "first consumer")
             publish(broker, queue, ["one", "two"])
             program.wait_for(lambda: len(program.received()) == 2, "2 messages")
-            proxy.drop()
+            time.sleep(0.3)  # let the acks out (printed before acked), so none is redelivered
+            proxy.close_all()
             program.wait_for(lambda: program.count("consuming") == 2, "a new consumer")
             publish(broker, queue, ["three", "four"])
             assert program.finish(60) == 0

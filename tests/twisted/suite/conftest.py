@@ -42,7 +42,7 @@ from amqp_core.testing.broker import ExternalBroker, PrivateBroker, ensure_insta
 #: The JSON description of the main process's private broker.
 BROKER_ENV = "AMQP_TWISTED_BROKER"
 
-# helpers shared with the other integration tests (TcpProxy ...)
+# helpers shared with the other integration tests (FakeServer ...)
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "integration"))
 
 

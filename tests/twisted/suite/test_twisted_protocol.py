@@ -9,7 +9,7 @@ import time
 from typing import Any
 
 import pytest
-from blocking_helpers import FakeServer, TcpProxy
+from blocking_helpers import FakeServer
 from twisted.internet import defer, endpoints, reactor, ssl
 from twisted.internet.protocol import ClientCreator
 from twisted_helpers import spin, wait
@@ -25,6 +25,7 @@ from amqp_core.exceptions import (
     StreamLostError,
 )
 from amqp_core.io.driver import CLOSE_GRACE
+from amqp_core.testing.fault_proxy import FaultProxy
 
 
 async def over_endpoint(endpoint: Any, parameters: Any) -> TwistedProtocolConnection:
@@ -136,7 +137,7 @@ def test_broker_forced_close(run: Any, private_broker: Any, connect: Any, unique
 def test_connection_loss_errbacks_every_pending_deferred(
     run: Any, broker: Any, connect: Any, unique: Any
 ) -> None:
-    proxy = TcpProxy(broker.host, broker.port)
+    proxy = FaultProxy(broker.host, broker.port)
     try:
         async def setup() -> dict[str, Any]:
             connection = await connect(port=proxy.port)
@@ -151,7 +152,7 @@ def test_connection_loss_errbacks_every_pending_deferred(
                     "closing": closing, "queue": queue, "queue_object": queue_object}
 
         state = run(setup)
-        proxy.freeze()  # nothing answers from now on
+        proxy.stall(discard=False)  # nothing answers from now on
         channel, confirmed = state["channel"], state["confirmed"]
         pending = {
             "consumer get": state["queue_object"].get(),
@@ -163,7 +164,7 @@ def test_connection_loss_errbacks_every_pending_deferred(
         }
         spin(0.2)
         assert not any(deferred.called for deferred in pending.values())
-        proxy.drop()
+        proxy.close_all()
 
         async def after() -> None:
             for what, deferred in pending.items():
@@ -297,7 +298,7 @@ def test_channel_is_a_twisted_channel(run: Any, connect: Any) -> None:
 
 def test_heartbeat_timeout_ends_the_connection(run: Any, broker: Any, params: Any,
                                                connect: Any) -> None:
-    proxy = TcpProxy(broker.host, broker.port)
+    proxy = FaultProxy(broker.host, broker.port)
     try:
         async def setup() -> Any:
             connection = await connect(params(heartbeat=1), port=proxy.port)
@@ -309,7 +310,7 @@ def test_heartbeat_timeout_ends_the_connection(run: Any, broker: Any, params: An
 
         connection, waiting = run(setup)
         assert connection.heartbeat == 1
-        proxy.freeze()  # the broker goes silent: no heartbeats arrive
+        proxy.stall(discard=False)  # the broker goes silent: no heartbeats arrive
 
         async def after() -> None:
             reason = await connection.closed
