@@ -32,7 +32,7 @@ from .exceptions import (
 )
 from .exchange_type import ExchangeType
 from .protocol import events as ev
-from .protocol.connection import require_flag
+from .protocol.arguments import require_flag
 
 if TYPE_CHECKING:
     from ._connection_api import Connection

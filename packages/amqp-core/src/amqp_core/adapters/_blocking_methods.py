@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from .. import frame, spec
 from ..exchange_type import ExchangeType
-from ..protocol.connection import require_flag
+from ..protocol.arguments import require_flag
 
 if TYPE_CHECKING:
     from ..protocol import events as ev

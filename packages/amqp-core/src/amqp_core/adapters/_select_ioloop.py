@@ -63,6 +63,7 @@ from amqp_core.io.contract import (
     StreamProtocol,
     TimerHandle,
 )
+from amqp_core.io.loop_checks import SoonHandle, check_callable, check_events, check_fd
 from amqp_core.io.resolver import threaded_getaddrinfo
 
 __all__ = ["IOLoop", "SelectEventLoop"]
@@ -76,6 +77,7 @@ _EVENT_WRITE: Final = selectors.EVENT_WRITE
 _READ: Final = 0x01
 _WRITE: Final = 0x04
 _ERROR: Final = 0x08
+_ALL_EVENTS: Final = _READ | _WRITE | _ERROR
 
 # selectors mask (0..3) -> pika mask
 _SEL_TO_PIKA: Final = (0, _READ, _WRITE, _READ | _WRITE)
@@ -100,27 +102,6 @@ _heappush = heapq.heappush
 _heappop = heapq.heappop
 
 
-def _check_callable(name: str, value: object) -> None:
-    if not callable(value):
-        raise TypeError(f"{name} must be a callable, but got {value!r}")
-
-
-def _check_fd(fd: object) -> int:
-    if isinstance(fd, bool) or not isinstance(fd, int):
-        raise TypeError(f"fd must be an int file descriptor, but got {fd!r}")
-    if fd < 0:
-        raise ValueError(f"fd must be non-negative, but got {fd!r}")
-    return fd
-
-
-def _check_events(events: object) -> int:
-    if isinstance(events, bool) or not isinstance(events, int):
-        raise TypeError(f"events must be an int mask of READ/WRITE/ERROR, but got {events!r}")
-    if events & ~(_READ | _WRITE | _ERROR):
-        raise ValueError(f"events must be a mask of READ/WRITE/ERROR, but got {events!r}")
-    return events
-
-
 class _Timeout:
     """A timer handle returned by :meth:`IOLoop.call_later` (see :class:`TimerHandle`)."""
 
@@ -142,25 +123,6 @@ class _Timeout:
     def __repr__(self) -> str:
         state = "pending" if self.callback is not None else "done"
         return f"<_Timeout {state} deadline={self.deadline:.6f}>"
-
-
-class _Handle:
-    """A cancellable soon-callback, as returned by :meth:`IOLoop.call_soon`."""
-
-    __slots__ = ("callback",)
-
-    def __init__(self, callback: Callback) -> None:
-        self.callback: Callback | None = callback
-
-    def cancel(self) -> None:
-        """Cancel the callback if it has not run yet."""
-        self.callback = None
-
-    def __call__(self) -> None:
-        callback = self.callback
-        if callback is not None:
-            self.callback = None
-            callback()
 
 
 class _Watch:
@@ -255,7 +217,7 @@ class IOLoop:
     #: pika's alias; also thread-safe.
     add_callback = add_callback_threadsafe
 
-    def call_soon(self, callback: Callback) -> _Handle:
+    def call_soon(self, callback: Callback) -> SoonHandle:
         """Run ``callback`` on the next iteration, FIFO with other soon-callbacks.
 
         Not thread-safe (use :meth:`add_callback_threadsafe` from other threads).
@@ -266,7 +228,7 @@ class IOLoop:
         """
         if not callable(callback):
             raise TypeError(f"callback must be a callable, but got {callback!r}")
-        handle = _Handle(callback)
+        handle = SoonHandle(callback)
         self._ready.append(handle)
         return handle
 
@@ -300,7 +262,7 @@ class IOLoop:
         :param timeout_handle: the handle :meth:`call_later` returned.
         :raises TypeError: if ``timeout_handle`` is not such a handle.
         """
-        if not isinstance(timeout_handle, _Timeout | _Handle):
+        if not isinstance(timeout_handle, _Timeout | SoonHandle):
             raise TypeError(
                 f"timeout_handle must be a handle from call_later, but got {timeout_handle!r}"
             )
@@ -326,9 +288,9 @@ class IOLoop:
         :param events: mask of :attr:`READ`, :attr:`WRITE`, :attr:`ERROR`.
         :raises ValueError: if ``fd`` is already watched.
         """
-        fd = _check_fd(fd)
-        _check_callable("handler", handler)
-        events = _check_events(events)
+        fd = check_fd(fd)
+        check_callable("handler", handler)
+        events = check_events(events, _ALL_EVENTS)
         if fd in self._watches:
             raise ValueError(f"fd {fd} is already watched by this IOLoop")
         watch = _Watch(fd)
@@ -344,8 +306,8 @@ class IOLoop:
         :param events: mask of :attr:`READ`, :attr:`WRITE`, :attr:`ERROR`.
         :raises ValueError: if ``fd`` has no handler.
         """
-        fd = _check_fd(fd)
-        events = _check_events(events)
+        fd = check_fd(fd)
+        events = check_events(events, _ALL_EVENTS)
         watch = self._watches.get(fd)
         if watch is None or watch.handler is None:
             raise ValueError(f"fd {fd} has no handler in this IOLoop")
@@ -358,7 +320,7 @@ class IOLoop:
         :param fd: the file descriptor.
         :raises ValueError: if ``fd`` has no handler.
         """
-        fd = _check_fd(fd)
+        fd = check_fd(fd)
         watch = self._watches.get(fd)
         if watch is None or watch.handler is None:
             raise ValueError(f"fd {fd} has no handler in this IOLoop")
@@ -372,7 +334,7 @@ class IOLoop:
         :raises ValueError: if ``fd`` is watched through :meth:`add_handler`.
         """
         watch = self._rw_watch(fd)
-        _check_callable("callback", callback)
+        check_callable("callback", callback)
         watch.reader = callback
         self._sync(watch)
 
@@ -397,7 +359,7 @@ class IOLoop:
         :raises ValueError: if ``fd`` is watched through :meth:`add_handler`.
         """
         watch = self._rw_watch(fd)
-        _check_callable("callback", callback)
+        check_callable("callback", callback)
         watch.writer = callback
         self._sync(watch)
 
@@ -419,7 +381,7 @@ class IOLoop:
     def _rw_watch(self, fd: int) -> _Watch:
         watch = self._watches.get(fd)
         if watch is None:
-            watch = _Watch(_check_fd(fd))
+            watch = _Watch(check_fd(fd))
             self._watches[fd] = watch
         elif watch.handler is not None:
             raise ValueError(f"fd {fd} is watched through add_handler; use update_handler")

@@ -11,7 +11,8 @@ Theory of operation (after h11 and aioquic):
 * Time is an argument: ``get_timer()`` is the next deadline, and
   ``handle_timer(now)`` sends heartbeats or declares the peer dead.
 * The handshake (Start/Start-Ok, Secure/Secure-Ok, Tune/Tune-Ok, Open/Open-Ok)
-  is answered by the core itself; the driver only sees ``ConnectionOpened``.
+  is answered by the core itself (the negotiation rules are
+  :mod:`amqp_core.protocol.handshake`'s); the driver only sees ``ConnectionOpened``.
 * Errors say who was wrong: commands raise
   :class:`~amqp_core.exceptions.LocalProtocolError` subclasses before
   encoding anything; a peer that breaks the protocol makes ``next_event()``
@@ -25,7 +26,8 @@ event queue at most the events of one frame.  The outbound buffer is the
 driver's to bound (``bytes_to_send`` tells how much is queued).
 
 State rules are in :mod:`amqp_core.protocol.states`; per-channel bookkeeping
-in :mod:`amqp_core.protocol.channel`.
+in :mod:`amqp_core.protocol.channel`; frame parsing and method decoding in
+:mod:`amqp_core.protocol.frames`; argument checks in :mod:`amqp_core.protocol.arguments`.
 """
 
 from __future__ import annotations
@@ -33,11 +35,10 @@ from __future__ import annotations
 import logging
 import struct
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any, Final
 
 from .. import spec
-from .._codec import encode_short_string
 from ..amqp_object import Method
 from ..exceptions import (
     AMQPConnectionError,
@@ -51,25 +52,26 @@ from ..exceptions import (
     NoFreeChannels,
     ProbableAccessDeniedError,
     ProbableAuthenticationError,
-    ProtocolSyntaxError,
     RemoteChannelError,
     RemoteCommandInvalid,
     RemoteFrameError,
     RemoteProtocolError,
-    RemoteSyntaxError,
     RemoteUnexpectedFrame,
     StreamLostError,
 )
 from . import events as ev
+from .arguments import coerce_body, encode_publish_tail, require_flag
 from .channel import ChannelRecord
 from .frames import (
     FRAME_END,
     HEARTBEAT_FRAME,
     PROTOCOL_HEADER,
     FrameReader,
+    decode_method,
     encode_content,
     encode_method_frame,
 )
+from .handshake import Handshake, HeartbeatSetting, handshake_error
 from .heartbeat import HeartbeatMonitor
 from .states import (
     ALL_RPC_REPLIES,
@@ -111,17 +113,7 @@ _CLOSED = ConnectionState.CLOSED
 _AWAIT_START = ConnectionState.AWAIT_START
 _CONNECTION_CLASS_ID = 10
 
-HeartbeatSetting = int | None | Callable[[int], int]
 CredentialsLike = Any  # anything with response_for(start) -> (mechanism, response)
-
-
-def _negotiate(client: int | None, server: int | None) -> int:
-    """0 means "no limit": take the other side's value; otherwise the smaller."""
-    client = client or 0
-    server = server or 0
-    if client == 0 or server == 0:
-        return max(client, server)
-    return min(client, server)
 
 
 class Connection:
@@ -151,13 +143,15 @@ class Connection:
         locale: str = "en_US",
         max_body_size: int = DEFAULT_MAX_BODY_SIZE,
     ) -> None:
-        self._credentials = credentials
-        self._virtual_host = virtual_host
-        self._client_properties = dict(client_properties or {})
-        self._proposed_channel_max = channel_max
-        self._proposed_frame_max = frame_max
-        self._heartbeat_setting = heartbeat
-        self._locale = locale
+        self._handshake = Handshake(
+            credentials=credentials,
+            virtual_host=virtual_host,
+            client_properties=client_properties,
+            channel_max=channel_max,
+            frame_max=frame_max,
+            heartbeat=heartbeat,
+            locale=locale,
+        )
         self._max_body_size = max_body_size
 
         self.state = ConnectionState.INIT
@@ -171,7 +165,6 @@ class Connection:
         self._eof = False
         self._heartbeat: HeartbeatMonitor | None = None
         self._publish_cache: dict[tuple[int, str, str, bool, bool], bytes] = {}
-        self._start: Any = None
         #: channels closed by the peer while our own Channel.Close was on the wire: the
         #: peer answers that Close too (RabbitMQ does), so one Close-Ok is still due
         self._close_ok_due: set[int] = set()
@@ -401,7 +394,7 @@ class Connection:
             self._usable_record(channel_number)  # raises with the right message
             raise AssertionError("unreachable")
         if type(body) is not bytes:
-            body = _coerce_body(body)
+            body = coerce_body(body)
         if mandatory.__class__ is not bool or immediate.__class__ is not bool:
             require_flag(mandatory, "mandatory")
             require_flag(immediate, "immediate")
@@ -409,7 +402,7 @@ class Connection:
         key = (channel_number, exchange, routing_key, mandatory, immediate)
         method_frame = self._publish_cache.get(key)
         if method_frame is None:
-            method_tail = _encode_publish_tail(exchange, routing_key, mandatory, immediate)
+            method_tail = encode_publish_tail(exchange, routing_key, mandatory, immediate)
             method_frame = (
                 _PUBLISH_PREFIX.pack(1, channel_number, len(method_tail) + 5, 60, 40, 0)
                 + method_tail
@@ -702,7 +695,7 @@ class Connection:
                     raise RemoteUnexpectedFrame(
                         spec.UNEXPECTED_FRAME, "method frame inside a content body"
                     )
-                content.start(_decode_method(index, payload))
+                content.start(decode_method(index, payload))
                 # shortcut: the header and a one-frame body usually follow in the same
                 # read; take them here, exactly as the frame loop would
                 reader = self._reader
@@ -721,7 +714,7 @@ class Connection:
                     self._drop_stale(channel_number, index)
                     return
                 self._stale_channels.discard(channel_number)
-            method = _decode_method(index, payload)
+            method = decode_method(index, payload)
             if channel_number == 0:
                 self._on_connection_method(index, method)
             else:
@@ -800,16 +793,14 @@ class Connection:
             self._queue(encode_method_frame(0, spec.Connection.CloseOk()))
             self._events.append(
                 ev.ConnectionFailed(
-                    error=_handshake_error(previous_state, method.reply_code, method.reply_text)
+                    error=handshake_error(previous_state, method.reply_code, method.reply_text)
                 )
             )
             return
         if index == spec.Connection.Start.INDEX:
             self._on_start(method)
         elif index == spec.Connection.Secure.INDEX:
-            # no supported mechanism uses challenges: answer with our response again
-            _mechanism, response = self._credentials.response_for(self._start)
-            self._queue(encode_method_frame(0, spec.Connection.SecureOk(response=response)))
+            self._queue(encode_method_frame(0, self._handshake.secure_ok()))
         elif index == spec.Connection.Tune.INDEX:
             self._on_tune(method)
         elif index == spec.Connection.OpenOk.INDEX:
@@ -850,66 +841,24 @@ class Connection:
             self._events.append(ev.UpdateSecretOk())
 
     def _on_start(self, start: Any) -> None:
-        if (start.version_major, start.version_minor) != (0, 9):
-            raise RemoteProtocolError(
-                spec.NOT_IMPLEMENTED,
-                f"broker speaks {start.version_major}-{start.version_minor}, not 0-9",
-            )
-        self._start = start
+        start_ok = self._handshake.start_ok(start)
         self.server_properties = start.server_properties or {}
-        mechanism, response = self._credentials.response_for(start)
-        if mechanism is None:
-            self._terminate(
-                AuthenticationError(getattr(self._credentials, "TYPE", "?"))
-            )
+        if start_ok is None:
+            credentials = self._handshake.credentials
+            self._terminate(AuthenticationError(getattr(credentials, "TYPE", "?")))
             return
-        self._queue(
-            encode_method_frame(
-                0,
-                spec.Connection.StartOk(
-                    client_properties=self._client_properties,
-                    mechanism=mechanism,
-                    response=response,
-                    locale=self._locale,
-                ),
-            )
-        )
+        self._queue(encode_method_frame(0, start_ok))
 
     def _on_tune(self, tune: Any) -> None:
-        if 0 < tune.frame_max < spec.FRAME_MIN_SIZE:
-            # fix: a proposal under the protocol minimum was accepted, and a frame_max of 8 or
-            # less made encode_content drop every body (or raise ValueError); RabbitMQ answers
-            # the same fault from a client with 530
-            raise RemoteProtocolError(
-                spec.NOT_ALLOWED,
-                f"broker proposed frame_max={tune.frame_max} < {spec.FRAME_MIN_SIZE} min size",
-            )
-        self.channel_max = _negotiate(self._proposed_channel_max, tune.channel_max) or 65535
-        self.frame_max = _negotiate(self._proposed_frame_max, tune.frame_max)
-        setting = self._heartbeat_setting
-        if callable(setting):
-            heartbeat = setting(tune.heartbeat)
-            if not isinstance(heartbeat, int) or isinstance(heartbeat, bool) or heartbeat < 0:
-                raise TypeError(
-                    f"the heartbeat callable must return an int >= 0, not {heartbeat!r}"
-                )
-        elif setting is None:
-            heartbeat = tune.heartbeat
-        else:
-            heartbeat = setting
-        self.heartbeat = heartbeat
-        self._reader.max_frame_size = self.frame_max
-        self._queue(
-            encode_method_frame(
-                0,
-                spec.Connection.TuneOk(
-                    channel_max=self.channel_max, frame_max=self.frame_max, heartbeat=heartbeat
-                ),
-            )
-        )
-        self._queue(encode_method_frame(0, spec.Connection.Open(virtual_host=self._virtual_host)))
-        if heartbeat > 0:
-            self._heartbeat = HeartbeatMonitor(heartbeat)
+        tuned = self._handshake.tune(tune)
+        self.channel_max = tuned.channel_max
+        self.frame_max = tuned.frame_max
+        self.heartbeat = tuned.heartbeat
+        self._reader.max_frame_size = tuned.frame_max
+        self._queue(encode_method_frame(0, tuned.tune_ok))
+        self._queue(encode_method_frame(0, tuned.open))
+        if tuned.heartbeat > 0:
+            self._heartbeat = HeartbeatMonitor(tuned.heartbeat)
 
     # ------------------------------------------------------------ channel methods
 
@@ -1017,64 +966,3 @@ class Connection:
                 by_peer=by_peer,
             )
         )
-
-
-def _handshake_error(state: ConnectionState, reply_code: int, reply_text: str) -> Exception:
-    detail = f"({reply_code}) {reply_text}"
-    if state is ConnectionState.AWAIT_TUNE:
-        return ProbableAuthenticationError(detail)
-    if state is ConnectionState.AWAIT_OPEN_OK:
-        return ProbableAccessDeniedError(detail)
-    return IncompatibleProtocolError(detail)
-
-
-def _decode_method(index: int, payload: bytes) -> Any:
-    method_class = spec.methods.get(index)
-    if method_class is None:
-        raise RemoteCommandInvalid(
-            spec.COMMAND_INVALID, f"unknown class/method {index >> 16}/{index & 0xFFFF}"
-        )
-    try:
-        # fix: ``method_class()`` raised TypeError (not a protocol error) for methods whose
-        # constructor has required arguments (Connection.UpdateSecret); decode fills every field
-        return object.__new__(method_class).decode(payload, 4)
-    except ProtocolSyntaxError as error:
-        raise RemoteSyntaxError(
-            spec.SYNTAX_ERROR, f"cannot decode {method_class.NAME}: {error}"
-        ) from None
-
-
-def _encode_publish_tail(
-    exchange: str, routing_key: str, mandatory: bool, immediate: bool
-) -> bytes:
-    """Basic.Publish arguments after ticket, plus nothing else (frame-end comes with the header)."""
-    if not isinstance(exchange, str):
-        raise TypeError(f"exchange must be str, not {type(exchange).__name__}")
-    if not isinstance(routing_key, str):
-        raise TypeError(f"routing_key must be str, not {type(routing_key).__name__}")
-    bits = (1 if mandatory else 0) | (2 if immediate else 0)
-    return (
-        encode_short_string(exchange, "exchange")
-        + encode_short_string(routing_key, "routing_key")
-        + bytes((bits,))
-        + FRAME_END
-    )
-
-
-def require_flag(value: Any, name: str) -> None:
-    """Refuse a flag that is neither a bool nor an int (pika's users pass 0 and 1 too).
-
-    :raises TypeError: naming ``name``
-    """
-    if not isinstance(value, int):
-        raise TypeError(f"{name} must be bool, not {type(value).__name__}")
-
-
-def _coerce_body(body: Any) -> bytes:
-    if isinstance(body, str):
-        return body.encode("utf-8")
-    if isinstance(body, bytearray | memoryview):
-        return bytes(body)
-    if isinstance(body, bytes):
-        return bytes(body)
-    raise TypeError(f"body must be bytes or str, not {type(body).__name__}")

@@ -21,11 +21,16 @@ using memoryview slices, so the body is not copied until the final join.
 from __future__ import annotations
 
 import struct
-from typing import Final
+from typing import Any, Final
 
 from .. import spec
 from ..amqp_object import Method
-from ..exceptions import RemoteFrameError
+from ..exceptions import (
+    ProtocolSyntaxError,
+    RemoteCommandInvalid,
+    RemoteFrameError,
+    RemoteSyntaxError,
+)
 
 FRAME_HEADER: Final = struct.Struct(">BHI")
 FRAME_END: Final = b"\xce"
@@ -228,3 +233,24 @@ def encode_content(
         pieces.append(part)  # type: ignore[arg-type]
         pieces.append(FRAME_END)
     return pieces
+
+
+def decode_method(index: int, payload: bytes) -> Any:
+    """Decode a method frame's payload whose class/method id is ``index``.
+
+    :raises RemoteCommandInvalid: an unknown class or method id (503)
+    :raises RemoteSyntaxError: arguments that cannot be decoded (502)
+    """
+    method_class = spec.methods.get(index)
+    if method_class is None:
+        raise RemoteCommandInvalid(
+            spec.COMMAND_INVALID, f"unknown class/method {index >> 16}/{index & 0xFFFF}"
+        )
+    try:
+        # fix: ``method_class()`` raised TypeError (not a protocol error) for methods whose
+        # constructor has required arguments (Connection.UpdateSecret); decode fills every field
+        return object.__new__(method_class).decode(payload, 4)
+    except ProtocolSyntaxError as error:
+        raise RemoteSyntaxError(
+            spec.SYNTAX_ERROR, f"cannot decode {method_class.NAME}: {error}"
+        ) from None
