@@ -48,7 +48,16 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import pika
-from _common import broker, describe_machine, fmt_rate, print_table, ratio
+from _common import broker, describe_machine
+from _scenarios import (
+    better_latency,
+    latency_rows,
+    parse_args,
+    print_broker,
+    print_results,
+    throughput_labels,
+    throughput_row,
+)
 
 import amqp_core
 
@@ -302,17 +311,24 @@ class RoundTripRun(Run):
 # ---------------------------------------------------------------- main
 
 
-LIBS = {"ours": amqp_core, "pika": pika}
+LIBS: dict[str, Any] = {"ours": amqp_core, "pika": pika}
+#: the scenario classes by scenario letter; another connection's benchmark passes its own
+RUNS: dict[str, type[Run]] = {
+    "a": PublishRun, "b": ConfirmRun, "c": ConsumeRun, "d": RoundTripRun
+}
 
 
-def measure(make: Callable[[ModuleType], Run], repeats: int, better: Callable[[Any, Any], Any],
-            which: list[str]) -> dict[str, Any]:
-    """Run the scenario ``repeats`` times per client, alternating clients; keep the best."""
+def measure(make: Callable[[Any], Run], repeats: int, better: Callable[[Any, Any], Any],
+            which: list[str], libs: dict[str, Any] = LIBS) -> dict[str, Any]:
+    """Run the scenario ``repeats`` times per client, alternating clients; keep the best.
+
+    :param libs: client name -> the ``lib`` a run is made with
+    """
     results: dict[str, Any] = {}
     for _ in range(repeats):
         for name in which:
             try:
-                value = make(LIBS[name]).execute()
+                value = make(libs[name]).execute()
             except BenchError as error:
                 print(f"# {name}: {error}", file=sys.stderr)
                 continue
@@ -320,71 +336,40 @@ def measure(make: Callable[[ModuleType], Run], repeats: int, better: Callable[[A
     return results
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--url", help="broker URL (default: AMQP_URL, else a private node)")
-    parser.add_argument("--quick", action="store_true", help="counts divided by 10")
-    parser.add_argument("--publish", type=int, help="messages for (a), default 100000")
-    parser.add_argument("--confirm", type=int, help="messages for (b), default 20000")
-    parser.add_argument("--consume", type=int, help="messages for (c), default 100000")
-    parser.add_argument("--round-trips", type=int, help="round trips for (d), default 2000")
-    parser.add_argument("--window", type=int, default=1000, help="confirm window for (b)")
-    parser.add_argument("--prefetch", type=int, default=1000, help="prefetch count for (c)")
-    parser.add_argument("--batch", type=int, default=1000, help="publishes per loop turn")
-    parser.add_argument("--repeats", type=int, default=1, help="runs per figure (best kept)")
-    parser.add_argument("--timeout", type=float, default=300.0, help="seconds per run at most")
-    parser.add_argument("--only", choices=["ours", "pika", "all"], default="all")
-    parser.add_argument("--scenarios", default="abcd", help="which of a, b, c, d to run")
-    args = parser.parse_args(argv)
-    scale = 10 if args.quick else 1
-    publish_n = args.publish or 100_000 // scale
-    confirm_n = args.confirm or 20_000 // scale
-    consume_n = args.consume or 100_000 // scale
-    trips_n = args.round_trips or 2_000 // scale
-    which = ["ours", "pika"] if args.only == "all" else [args.only]
-    url_arg, timeout, batch = args.url, args.timeout, args.batch
+def run_scenarios(args: argparse.Namespace, url: str, runs: dict[str, type[Run]] = RUNS,
+                  libs: dict[str, Any] = LIBS) -> list[list[str]]:
+    """Run the scenarios ``args.scenarios`` names, in the order a-d; return the table rows.
 
-    print(describe_machine())
+    :param args: the namespace of :func:`_scenarios.parse_args`
+    :param runs: scenario letter -> the :class:`Run` class that runs it
+    :param libs: client name -> the ``lib`` a run is made with
+    """
+    timeout, batch = args.timeout, args.batch
+    makers: dict[str, Callable[[Any], Run]] = {
+        "a": lambda lib: runs["a"](lib, url, timeout, args.publish_n, batch),
+        "b": lambda lib: runs["b"](lib, url, timeout, args.confirm_n, args.window),
+        "c": lambda lib: runs["c"](lib, url, timeout, args.consume_n, args.prefetch, batch),
+        "d": lambda lib: runs["d"](lib, url, timeout, args.trips_n),
+    }
+    labels = throughput_labels(args)
     rows: list[list[str]] = []
-    with broker(url_arg) as info:
-        print(f"# broker {info.host}:{info.port} ({'private' if info.private else 'AMQP_URL'}); "
-              f"best of {args.repeats}; publish bursts of {batch} per loop turn")
-        url = info.url
+    for key in "abc":
+        if key in args.scenarios:
+            found = measure(makers[key], args.repeats, max, args.which, libs)
+            rows.append(throughput_row(labels[key], found))
+    if "d" in args.scenarios:
+        found = measure(makers["d"], args.repeats, better_latency, args.which, libs)
+        rows.extend(latency_rows(args.trips_n, found))
+    return rows
 
-        def throughput(label: str, make: Callable[[ModuleType], Run]) -> None:
-            found = measure(make, args.repeats, max, which)
-            ours, theirs = found.get("ours"), found.get("pika")
-            rate_ours, cpu_ours = ours if ours else (None, None)
-            rate_pika, cpu_pika = theirs if theirs else (None, None)
-            rows.append([label, fmt_rate(rate_ours), fmt_rate(rate_pika),
-                         ratio(rate_ours, rate_pika), fmt_rate(cpu_ours), fmt_rate(cpu_pika)])
-            print(f"# {label}: done", file=sys.stderr, flush=True)
 
-        if "a" in args.scenarios:
-            throughput(f"(a) publish {publish_n} x 64 B, msg/s",
-                       lambda lib: PublishRun(lib, url, timeout, publish_n, batch))
-        if "b" in args.scenarios:
-            throughput(f"(b) confirmed publish {confirm_n}, window {args.window}, msg/s",
-                       lambda lib: ConfirmRun(lib, url, timeout, confirm_n, args.window))
-        if "c" in args.scenarios:
-            throughput(f"(c) consume+ack {consume_n}, prefetch {args.prefetch}, msg/s",
-                       lambda lib: ConsumeRun(lib, url, timeout, consume_n, args.prefetch, batch))
-        if "d" in args.scenarios:
-            found = measure(lambda lib: RoundTripRun(lib, url, timeout, trips_n), args.repeats,
-                            lambda a, b: min(a, b, key=lambda pair: pair[0]), which)
-            ours, theirs = found.get("ours"), found.get("pika")
-            for index, label in ((0, "p50"), (1, "p99")):
-                mine = ours[index] * 1e6 if ours else None
-                peer = theirs[index] * 1e6 if theirs else None
-                rows.append([f"(d) round trip {trips_n}x, {label} latency, us",
-                             fmt_rate(mine), fmt_rate(peer),
-                             ratio(mine, peer, lower_is_better=True), "", ""])
-            print("# (d) round trips: done", file=sys.stderr, flush=True)
-    print_table(
-        "SelectConnection, ours vs pika (ratio > 1 means ours is better)",
-        ["scenario", "ours", "pika", "ratio", "ours CPU us/msg", "pika CPU us/msg"],
-        rows,
-    )
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argparse.ArgumentParser(description=__doc__.splitlines()[0]), argv)
+    print(describe_machine())
+    with broker(args.url) as info:
+        print_broker(info, args)
+        rows = run_scenarios(args, info.url)
+    print_results("SelectConnection", rows)
     return 0
 
 

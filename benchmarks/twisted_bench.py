@@ -46,7 +46,16 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import broker, describe_machine, fmt_rate, print_table, ratio
+from _common import broker, describe_machine
+from _scenarios import (
+    better_latency,
+    latency_rows,
+    parse_args,
+    print_broker,
+    print_results,
+    throughput_labels,
+    throughput_row,
+)
 from pika.adapters import twisted_connection as pika_twisted
 from twisted.internet import defer, reactor, task
 from twisted.internet.protocol import ClientCreator
@@ -231,73 +240,32 @@ async def measure(
 
 
 async def run_all(info: Any, args: argparse.Namespace) -> list[list[str]]:
+    """Run the scenarios ``--scenarios`` names, in the order a-d; return the table rows."""
+    scenarios: dict[str, Scenario] = {
+        "a": scenario_publish, "b": scenario_confirm, "c": scenario_consume
+    }
+    labels = throughput_labels(args)
     rows: list[list[str]] = []
-
-    async def throughput(label: str, scenario: Scenario) -> None:
-        found = await measure(scenario, info, args, max)
-        ours, theirs = found.get("ours"), found.get("pika")
-        rate_ours, cpu_ours = ours if ours else (None, None)
-        rate_pika, cpu_pika = theirs if theirs else (None, None)
-        rows.append([label, fmt_rate(rate_ours), fmt_rate(rate_pika),
-                     ratio(rate_ours, rate_pika), fmt_rate(cpu_ours), fmt_rate(cpu_pika)])
-        print(f"# {label}: done", file=sys.stderr, flush=True)
-
-    if "a" in args.scenarios:
-        await throughput(f"(a) publish {args.publish_n} x 64 B, msg/s", scenario_publish)
-    if "b" in args.scenarios:
-        await throughput(
-            f"(b) confirmed publish {args.confirm_n}, window {args.window}, msg/s",
-            scenario_confirm,
-        )
-    if "c" in args.scenarios:
-        await throughput(
-            f"(c) consume+ack {args.consume_n}, prefetch {args.prefetch}, msg/s",
-            scenario_consume,
-        )
+    for key in "abc":
+        if key in args.scenarios:
+            found = await measure(scenarios[key], info, args, max)
+            rows.append(throughput_row(labels[key], found))
     if "d" in args.scenarios:
-        found = await measure(scenario_round_trip, info, args,
-                              lambda a, b: min(a, b, key=lambda pair: pair[0]))
-        ours, theirs = found.get("ours"), found.get("pika")
-        for index, label in ((0, "p50"), (1, "p99")):
-            mine = ours[index] * 1e6 if ours else None
-            peer = theirs[index] * 1e6 if theirs else None
-            rows.append([f"(d) round trip {args.trips_n}x, {label} latency, us",
-                         fmt_rate(mine), fmt_rate(peer),
-                         ratio(mine, peer, lower_is_better=True), "", ""])
-        print("# (d) round trips: done", file=sys.stderr, flush=True)
+        found = await measure(scenario_round_trip, info, args, better_latency)
+        rows.extend(latency_rows(args.trips_n, found))
     return rows
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    parser.add_argument("--url", help="broker URL (default: AMQP_URL, else a private node)")
-    parser.add_argument("--quick", action="store_true", help="counts divided by 10")
-    parser.add_argument("--publish", type=int, help="messages for (a), default 100000")
-    parser.add_argument("--confirm", type=int, help="messages for (b), default 20000")
-    parser.add_argument("--consume", type=int, help="messages for (c), default 100000")
-    parser.add_argument("--round-trips", type=int, help="round trips for (d), default 2000")
-    parser.add_argument("--window", type=int, default=1000, help="confirm window for (b)")
-    parser.add_argument("--prefetch", type=int, default=1000, help="prefetch count for (c)")
-    parser.add_argument("--batch", type=int, default=1000, help="publishes per reactor turn")
-    parser.add_argument("--repeats", type=int, default=1, help="runs per figure (best kept)")
-    parser.add_argument("--timeout", type=float, default=300.0, help="seconds per run at most")
-    parser.add_argument("--only", choices=["ours", "pika", "all"], default="all")
-    parser.add_argument("--scenarios", default="abcd", help="which of a, b, c, d to run")
-    args = parser.parse_args(argv)
-    scale = 10 if args.quick else 1
-    args.publish_n = args.publish or 100_000 // scale
-    args.confirm_n = args.confirm or 20_000 // scale
-    args.consume_n = args.consume or 100_000 // scale
-    args.trips_n = args.round_trips or 2_000 // scale
-    args.which = ["ours", "pika"] if args.only == "all" else [args.only]
+    args = parse_args(parser, argv, turn="reactor turn")
 
     print(describe_machine())
     import twisted
 
     print(f"# Twisted {twisted.__version__}, reactor {type(reactor).__name__}")
     with broker(args.url) as info:
-        print(f"# broker {info.host}:{info.port} ({'private' if info.private else 'AMQP_URL'}); "
-              f"best of {args.repeats}; publish bursts of {args.batch} per reactor turn")
+        print_broker(info, args, turn="reactor turn")
         outcome: dict[str, Any] = {}
 
         def start() -> None:
@@ -315,11 +283,7 @@ def main(argv: list[str] | None = None) -> int:
         if not isinstance(rows, list):
             print(f"# benchmark failed: {rows!r}", file=sys.stderr)
             return 1
-    print_table(
-        "TwistedProtocolConnection (Deferred API), ours vs pika (ratio > 1 means ours is better)",
-        ["scenario", "ours", "pika", "ratio", "ours CPU us/msg", "pika CPU us/msg"],
-        rows,
-    )
+    print_results("TwistedProtocolConnection (Deferred API)", rows)
     return 0
 
 

@@ -56,6 +56,7 @@ from typing import Any, NamedTuple
 
 from amqp_core import spec
 from amqp_core.channel import Channel
+from amqp_core.completions import REPLY_CALLBACK, REPLY_CALLBACK_METHODS
 from amqp_core.exceptions import AMQPChannelError, AMQPConnectionError, ChannelWrongStateError
 
 from ._confirms import ConfirmTracker
@@ -106,13 +107,7 @@ CONNECTION_AWAITABLES: Mapping[str, Awaitable] = {
 
 #: AsyncChannel's generic awaitable methods (each returns the callback's argument).
 CHANNEL_AWAITABLES: Mapping[str, Awaitable] = {
-    name: Awaitable("callback")
-    for name in (
-        "basic_consume", "basic_qos", "basic_recover",
-        "exchange_bind", "exchange_declare", "exchange_delete", "exchange_unbind",
-        "queue_bind", "queue_declare", "queue_delete", "queue_purge", "queue_unbind",
-        "flow", "tx_commit", "tx_rollback", "tx_select",
-    )
+    name: Awaitable(REPLY_CALLBACK) for name in REPLY_CALLBACK_METHODS
 }
 
 

@@ -62,6 +62,7 @@ import greenlet
 from gevent.monkey import get_original
 
 from amqp_core.io.contract import Callback, TimerHandle
+from amqp_core.io.loop_checks import SoonHandle, check_callable, check_events, check_fd
 
 __all__ = ["GeventIOLoop"]
 
@@ -74,25 +75,6 @@ _getcurrent = greenlet.getcurrent
 
 _READ: Final = 1
 _WRITE: Final = 2
-
-
-class _Handle:
-    """A cancellable soon-callback (see :meth:`GeventIOLoop.call_soon`)."""
-
-    __slots__ = ("callback",)
-
-    def __init__(self, callback: Callback) -> None:
-        self.callback: Callback | None = callback
-
-    def cancel(self) -> None:
-        """Cancel the callback if it has not run yet."""
-        self.callback = None
-
-    def __call__(self) -> None:
-        callback = self.callback
-        if callback is not None:
-            self.callback = None
-            callback()
 
 
 class _Timer:
@@ -168,25 +150,10 @@ class _Watch:
         self.watcher.close()
 
 
-def _check_callable(name: str, value: object) -> None:
-    if not callable(value):
-        raise TypeError(f"{name} must be a callable, but got {value!r}")
-
-
-def _check_fd(fd: object) -> int:
-    if isinstance(fd, bool) or not isinstance(fd, int):
-        raise TypeError(f"fd must be an int file descriptor, but got {fd!r}")
-    if fd < 0:
-        raise ValueError(f"fd must be non-negative, but got {fd!r}")
-    return fd
-
-
 def _check_events(events: object) -> int:
-    if isinstance(events, bool) or not isinstance(events, int):
-        raise TypeError(f"events must be an int mask of READ/WRITE, but got {events!r}")
-    if events & ~(_READ | _WRITE):
-        raise ValueError(f"events must be a mask of READ (1) and WRITE (2), but got {events!r}")
-    return events
+    return check_events(
+        events, _READ | _WRITE, names="READ/WRITE", allowed="READ (1) and WRITE (2)"
+    )
 
 
 class GeventIOLoop:
@@ -360,7 +327,7 @@ class GeventIOLoop:
 
     # ------------------------------------------------------------------ callbacks
 
-    def call_soon(self, callback: Callback) -> _Handle:
+    def call_soon(self, callback: Callback) -> SoonHandle:
         """Run ``callback`` soon in the loop's dispatcher, FIFO with other soon-callbacks.
 
         Greenlet-safe: any greenlet of the hub's thread may call it (it never
@@ -372,7 +339,7 @@ class GeventIOLoop:
         """
         if not callable(callback):
             raise TypeError(f"callback must be a callable, but got {callback!r}")
-        handle = _Handle(callback)
+        handle = SoonHandle(callback)
         self._work.append(handle)
         if not self._wake_scheduled:
             self._wake_scheduled = True
@@ -417,7 +384,7 @@ class GeventIOLoop:
             raise TypeError(f"delay must be a number of seconds, but got {delay!r}")
         if not delay >= 0 or math.isinf(delay):
             raise ValueError(f"delay must be a finite non-negative number, but got {delay!r}")
-        _check_callable("callback", callback)
+        check_callable("callback", callback)
         timer = _Timer(self, float(delay), callback)
         self._timers.add(timer)
         return timer
@@ -428,7 +395,7 @@ class GeventIOLoop:
         :param timeout_handle: the handle :meth:`call_later` returned.
         :raises TypeError: if ``timeout_handle`` is not such a handle.
         """
-        if not isinstance(timeout_handle, _Timer | _Handle):
+        if not isinstance(timeout_handle, _Timer | SoonHandle):
             raise TypeError(
                 f"timeout_handle must be a handle from call_later, but got {timeout_handle!r}"
             )
@@ -452,8 +419,8 @@ class GeventIOLoop:
 
     def _add_rw(self, watches: dict[int, _Watch], fd: int, events: int,
                 callback: Callback) -> None:
-        fd = _check_fd(fd)
-        _check_callable("callback", callback)
+        fd = check_fd(fd)
+        check_callable("callback", callback)
         if fd in self._handlers:
             raise ValueError(f"fd {fd} is watched through add_handler; use update_handler")
         old = watches.pop(fd, None)
@@ -491,8 +458,8 @@ class GeventIOLoop:
         :param events: mask of :attr:`READ` and :attr:`WRITE`.
         :raises ValueError: if ``fd`` is already watched.
         """
-        fd = _check_fd(fd)
-        _check_callable("handler", handler)
+        fd = check_fd(fd)
+        check_callable("handler", handler)
         events = _check_events(events)
         if fd in self._handlers or fd in self._readers or fd in self._writers:
             raise ValueError(f"fd {fd} is already watched by this loop")
@@ -507,7 +474,7 @@ class GeventIOLoop:
 
         :raises ValueError: if ``fd`` has no handler.
         """
-        fd = _check_fd(fd)
+        fd = check_fd(fd)
         events = _check_events(events)
         entry = self._handlers.get(fd)
         if entry is None:
@@ -522,7 +489,7 @@ class GeventIOLoop:
 
         :raises ValueError: if ``fd`` has no handler.
         """
-        fd = _check_fd(fd)
+        fd = check_fd(fd)
         entry = self._handlers.pop(fd, None)
         if entry is None:
             raise ValueError(f"fd {fd} has no handler in this loop")

@@ -60,6 +60,7 @@ from twisted.internet.defer import Deferred, fail, succeed
 
 from amqp_core import spec
 from amqp_core.channel import Channel
+from amqp_core.completions import REPLY_CALLBACK, REPLY_CALLBACK_METHODS
 from amqp_core.exceptions import (
     ConsumerCancelled,
     DuplicateGetOkCallback,
@@ -202,15 +203,10 @@ def _after_cancel_ok(owner: TwistedChannel, method_frame: Any) -> Any:
     return method_frame
 
 
-#: TwistedChannel's generic Deferred-returning methods (each fires with the callback's argument).
+#: TwistedChannel's generic Deferred-returning methods (each fires with the callback's argument);
+#: ``basic_consume`` is written by hand (it fires with a queue object and the consumer tag).
 CHANNEL_DEFERREDS: Mapping[str, Completion] = {
-    name: Completion("callback")
-    for name in (
-        "basic_qos", "basic_recover",
-        "exchange_bind", "exchange_declare", "exchange_delete", "exchange_unbind",
-        "queue_bind", "queue_declare", "queue_delete", "queue_purge", "queue_unbind",
-        "flow", "tx_commit", "tx_rollback", "tx_select",
-    )
+    name: Completion(REPLY_CALLBACK) for name in REPLY_CALLBACK_METHODS if name != "basic_consume"
 }
 
 _CANCEL = Completion("callback", wrap=_after_cancel_ok)
