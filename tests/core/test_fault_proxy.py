@@ -17,7 +17,13 @@ from collections.abc import Iterator
 
 import pytest
 
-from amqp_core.testing.fault_proxy import BlackHoleListener, Direction, FaultProxy, unused_port
+from amqp_core.testing.fault_proxy import (
+    BlackHoleListener,
+    Direction,
+    FaultProxy,
+    HangingConnectListener,
+    unused_port,
+)
 
 #: Bound on each socket wait in these tests, in seconds.
 WAIT = 5.0
@@ -319,3 +325,11 @@ def test_bad_modes_name_the_parameter(proxy: FaultProxy) -> None:
         proxy.cut(Direction.UPSTREAM, -1)
     with pytest.raises(ValueError, match="direction"):
         proxy.wait_for(Direction.BOTH, 1)
+
+
+def test_hanging_connect_listener_makes_connects_time_out() -> None:
+    with HangingConnectListener() as hole:
+        started = time.monotonic()
+        with pytest.raises(TimeoutError):
+            socket.create_connection((hole.host, hole.port), timeout=0.3)
+        assert 0.25 <= time.monotonic() - started < 2.0

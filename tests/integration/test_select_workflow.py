@@ -23,7 +23,7 @@ from amqp_core import exceptions
 from amqp_core.adapters.select_connection import SelectConnection
 from amqp_core.adapters.utils import connection_workflow as wf
 from amqp_core.testing.broker import listening_addresses
-from amqp_core.testing.fault_proxy import BlackHoleListener, unused_port
+from amqp_core.testing.fault_proxy import BlackHoleListener, HangingConnectListener, unused_port
 
 
 @pytest.fixture
@@ -31,24 +31,6 @@ def h() -> Iterator[Harness]:
     harness = Harness()
     yield harness
     harness.close()
-
-
-class FullBacklog:
-    """A listener whose accept queue is full: further TCP connects hang (SYNs dropped)."""
-
-    def __init__(self) -> None:
-        self.listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.listener.bind(("127.0.0.1", 0))
-        self.listener.listen(0)
-        self.port = self.listener.getsockname()[1]
-        self.filler = socket.create_connection(("127.0.0.1", self.port), timeout=2.0)
-
-    def __enter__(self) -> FullBacklog:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.filler.close()
-        self.listener.close()
 
 
 def _connector_errors(result: Any) -> tuple[Any, ...]:
@@ -194,7 +176,7 @@ def test_internal_workflow_retries_then_reports(h: Harness, broker: Any) -> None
 
 
 def test_socket_timeout_on_a_hanging_tcp_connect(h: Harness, broker: Any) -> None:
-    with FullBacklog() as hole:
+    with HangingConnectListener() as hole:
         start = time.monotonic()
         h.create_connection([params_for(broker, port=hole.port, socket_timeout=0.4)], "done")
         (result,) = h.wait("done")
@@ -221,7 +203,7 @@ def test_stack_timeout_on_a_silent_listener(h: Harness, broker: Any) -> None:
 
 
 def test_stack_timeout_covers_the_tcp_connect_too(h: Harness, broker: Any) -> None:
-    with FullBacklog() as hole:
+    with HangingConnectListener() as hole:
         start = time.monotonic()
         h.create_connection(
             [params_for(broker, port=hole.port, socket_timeout=10.0, stack_timeout=0.4)], "done"
@@ -275,7 +257,7 @@ def test_stack_timeout_then_success_on_the_next_config(h: Harness, broker: Any) 
 
 
 def test_abort_during_tcp_connect(h: Harness, broker: Any) -> None:
-    with FullBacklog() as hole:
+    with HangingConnectListener() as hole:
         workflow = h.create_connection(
             [params_for(broker, port=hole.port, socket_timeout=30.0)], "done"
         )
@@ -311,7 +293,7 @@ def test_abort_reports_from_the_loop_and_wrong_states(h: Harness, broker: Any) -
     workflow = wf.AMQPConnectionWorkflow()
     with pytest.raises(wf.AMQPConnectorWrongState):
         workflow.abort()  # not started
-    with FullBacklog() as hole:
+    with HangingConnectListener() as hole:
         h.create_connection(
             [params_for(broker, port=hole.port, socket_timeout=30.0)], "done", workflow=workflow
         )

@@ -50,7 +50,13 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Self
 
-__all__ = ["BlackHoleListener", "Direction", "FaultProxy", "unused_port"]
+__all__ = [
+    "BlackHoleListener",
+    "Direction",
+    "FaultProxy",
+    "HangingConnectListener",
+    "unused_port",
+]
 
 #: Longest a pump or acceptor waits before re-reading its mode, in seconds.
 POLL_INTERVAL = 0.05
@@ -548,6 +554,43 @@ class BlackHoleListener:
         for sock in self._sockets:
             _fin(sock)
         self._sockets.clear()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()
+
+
+class HangingConnectListener:
+    """A listener on 127.0.0.1 whose accept queue is full, so a TCP connect to it hangs.
+
+    On loopback the kernel completes connects for a listener nobody accepts on, until its
+    backlog is full; with a backlog of 0 and one connection made here, the next SYNs are
+    dropped and a client's connect waits for its own ``socket_timeout``.
+
+    :raises OSError: the listener or the filling connection could not be set up
+    """
+
+    def __init__(self) -> None:
+        self.host = "127.0.0.1"
+        self._listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        try:
+            self._listener.bind((self.host, 0))
+            self._listener.listen(0)
+            #: The port whose connects hang.
+            self.port: int = self._listener.getsockname()[1]
+            self._filler = socket.create_connection((self.host, self.port), timeout=2.0)
+        except BaseException:
+            self._listener.close()
+            raise
+
+    def close(self) -> None:
+        """Close the filling connection and the listener."""
+        for sock in (self._filler, self._listener):
+            with contextlib.suppress(OSError):
+                sock.close()
 
     def __enter__(self) -> Self:
         return self

@@ -50,7 +50,13 @@ import pytest
 
 from .. import exceptions
 from .client import KitClient, unique_name
-from .fault_proxy import BlackHoleListener, Direction, FaultProxy, unused_port
+from .fault_proxy import (
+    BlackHoleListener,
+    Direction,
+    FaultProxy,
+    HangingConnectListener,
+    unused_port,
+)
 
 __all__ = [
     "test_fault_black_hole_listener_is_amqp_connection_error",
@@ -60,6 +66,7 @@ __all__ = [
     "test_fault_blocking_cut_during_handshake_is_pikas_handshake_error",
     "test_fault_blocking_cut_mid_frame_is_stream_lost",
     "test_fault_blocking_cut_upstream_mid_frame_is_stream_lost",
+    "test_fault_blocking_hanging_connect_is_amqp_connection_error",
     "test_fault_blocking_one_way_silence_is_heartbeat_timeout",
     "test_fault_blocking_silent_peer_with_unsent_data_is_heartbeat_timeout",
     "test_fault_blocking_slow_network_is_not_a_dead_peer",
@@ -72,6 +79,7 @@ __all__ = [
     "test_fault_cut_during_handshake_is_pikas_handshake_error",
     "test_fault_cut_mid_frame_is_stream_lost",
     "test_fault_cut_upstream_mid_frame_is_stream_lost",
+    "test_fault_hanging_connect_is_amqp_connection_error",
     "test_fault_one_way_silence_is_heartbeat_timeout",
     "test_fault_silent_peer_with_unsent_data_is_heartbeat_timeout",
     "test_fault_slow_network_is_not_a_dead_peer",
@@ -97,6 +105,8 @@ IDLE_SLOW = 2.5
 LOSS_BOUND = 5.0
 #: The handshake bound of the black-hole scenarios, in seconds.
 STACK_TIMEOUT = 1.0
+#: The TCP connect bound of the hanging-connect scenarios, in seconds.
+SOCKET_TIMEOUT = 1.0
 #: A message larger than one frame (frame_max is 128 KiB), and where to cut it.
 LARGE_BODY = 1_000_000
 CUT_AFTER = 100_000
@@ -349,6 +359,23 @@ def test_fault_black_hole_listener_is_amqp_connection_error(
         assert amqp_client.count(f"{connection.kit_name}.open") == 0
 
 
+def test_fault_hanging_connect_is_amqp_connection_error(
+    amqp_client: KitClient, amqp_params: Params
+) -> None:
+    # the TCP connect itself never completes: socket_timeout ends it, well before stack_timeout
+    with HangingConnectListener() as hole:
+        started = time.monotonic()
+        connection = amqp_client.open(amqp_params(
+            host="127.0.0.1", port=hole.port, socket_timeout=SOCKET_TIMEOUT, stack_timeout=30.0))
+        error = amqp_client.wait_open_error(connection, SOCKET_TIMEOUT + 10.0)
+        elapsed = time.monotonic() - started
+        assert type(error) is exceptions.AMQPConnectionError, repr(error)
+        assert SOCKET_TIMEOUT * 0.9 <= elapsed <= SOCKET_TIMEOUT + 3.0, f"after {elapsed:.2f} s"
+        _where(error, hole.port)
+        assert "timeout" in repr(error).lower() or "timed out" in repr(error).lower(), repr(error)
+        assert amqp_client.count(f"{connection.kit_name}.open") == 0
+
+
 def test_fault_cut_during_handshake_is_pikas_handshake_error(
     amqp_client: KitClient, amqp_params: Params, amqp_broker: Any
 ) -> None:
@@ -558,6 +585,20 @@ def test_fault_blocking_black_hole_listener_is_amqp_connection_error(
         _where(error, hole.port)
         assert "timeout" in repr(error).lower(), repr(error)
         assert hole.accepted == 1 and hole.received >= 8
+
+
+def test_fault_blocking_hanging_connect_is_amqp_connection_error(
+    amqp_blocking_connect: Callable[..., Any],
+) -> None:
+    with HangingConnectListener() as hole:
+        error, elapsed = _blocking_raises(
+            exceptions.AMQPConnectionError,
+            lambda: amqp_blocking_connect(host="127.0.0.1", port=hole.port,
+                                          socket_timeout=SOCKET_TIMEOUT, stack_timeout=30.0),
+            SOCKET_TIMEOUT + 3.0)
+        assert elapsed >= SOCKET_TIMEOUT * 0.9, f"raised after {elapsed:.2f} s"
+        _where(error, hole.port)
+        assert "timeout" in repr(error).lower() or "timed out" in repr(error).lower(), repr(error)
 
 
 def test_fault_blocking_cut_during_handshake_is_pikas_handshake_error(
