@@ -22,7 +22,7 @@ import pytest
 from .. import exceptions, spec
 from ..credentials import PlainCredentials
 from .client import unique_name
-from .scenarios import force_close_connection
+from .scenarios import CLOSE_BOUND, force_close_connection
 
 __all__ = [
     "test_blocking_broker_forced_close_is_connection_closed_by_broker",
@@ -103,9 +103,12 @@ def test_blocking_broker_forced_close_is_connection_closed_by_broker(
 ) -> None:
     name = unique_name("kit-bforced")
     connection = amqp_blocking_connect(client_properties={"connection_name": name})
-    force_close_connection(amqp_private_broker, name)
+    force_close_connection(amqp_private_broker, name)  # returns once rabbitmqctl has closed it
+    started = time.monotonic()
     with pytest.raises(exceptions.ConnectionClosedByBroker) as info:
         _pump_until(connection, lambda: False)
+    assert time.monotonic() - started <= CLOSE_BOUND
+    assert type(info.value) is exceptions.ConnectionClosedByBroker
     assert info.value.reply_code == 320
     assert connection.is_closed
 
@@ -113,8 +116,11 @@ def test_blocking_broker_forced_close_is_connection_closed_by_broker(
 def test_blocking_wrong_password_is_a_probable_authentication_error(
     amqp_blocking_connect: Callable[..., Any],
 ) -> None:
-    with pytest.raises(exceptions.ProbableAuthenticationError):
+    started = time.monotonic()
+    with pytest.raises(exceptions.ProbableAuthenticationError) as info:
         amqp_blocking_connect(credentials=PlainCredentials("guest", "not-the-password"))
+    assert time.monotonic() - started <= CLOSE_BOUND
+    assert type(info.value) is exceptions.ProbableAuthenticationError
 
 
 def test_blocking_threadsafe_acks_from_other_threads(
