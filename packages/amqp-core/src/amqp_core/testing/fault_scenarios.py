@@ -42,8 +42,9 @@ and :mod:`~amqp_core.testing.blocking_scenarios`.  Import them with::
 
 from __future__ import annotations
 
+import contextlib
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -125,6 +126,24 @@ def _proxy(broker: Any) -> FaultProxy:
     return FaultProxy(broker.host, broker.port, max_lifetime=60.0)
 
 
+@contextlib.contextmanager
+def _through_proxy(client: KitClient, params: Params, broker: Any,
+                   **overrides: Any) -> Iterator[tuple[FaultProxy, Any, Any]]:
+    """A proxy to the broker, a connection through it (callback API) and one open channel."""
+    with _proxy(broker) as proxy:
+        connection = client.connect(params(host="127.0.0.1", port=proxy.port, **overrides))
+        yield proxy, connection, client.channel(connection)
+
+
+@contextlib.contextmanager
+def _blocking_through_proxy(connect: Callable[..., Any], broker: Any,
+                            **overrides: Any) -> Iterator[tuple[FaultProxy, Any, Any]]:
+    """A proxy to the broker, a blocking connection through it and one open channel."""
+    with _proxy(broker) as proxy:
+        connection = connect(host="127.0.0.1", port=proxy.port, **overrides)
+        yield proxy, connection, connection.channel()
+
+
 def _where(error: BaseException, port: int) -> None:
     """The error names the host and port the application connected to."""
     assert isinstance(error, exceptions.AMQPConnectionError), repr(error)
@@ -181,10 +200,9 @@ def test_fault_stalled_peer_is_heartbeat_timeout(
 def test_fault_one_way_silence_is_heartbeat_timeout(
     amqp_client: KitClient, amqp_params: Params, amqp_broker: Any
 ) -> None:
-    with _proxy(amqp_broker) as proxy:
-        connection = amqp_client.connect(
-            amqp_params(host="127.0.0.1", port=proxy.port, heartbeat=HEARTBEAT))
-        channel = amqp_client.channel(connection)
+    with _through_proxy(
+        amqp_client, amqp_params, amqp_broker, heartbeat=HEARTBEAT
+    ) as (proxy, connection, channel):
         watched = _watch_channel(amqp_client, channel)
         started = time.monotonic()
         proxy.stall(Direction.DOWNSTREAM, discard=False)  # our heartbeats still go out
@@ -199,10 +217,9 @@ def test_fault_one_way_silence_is_heartbeat_timeout(
 def test_fault_close_on_silent_peer_is_heartbeat_timeout(
     amqp_client: KitClient, amqp_params: Params, amqp_broker: Any
 ) -> None:
-    with _proxy(amqp_broker) as proxy:
-        connection = amqp_client.connect(
-            amqp_params(host="127.0.0.1", port=proxy.port, heartbeat=HEARTBEAT))
-        channel = amqp_client.channel(connection)
+    with _through_proxy(
+        amqp_client, amqp_params, amqp_broker, heartbeat=HEARTBEAT
+    ) as (proxy, connection, channel):
         watched = _watch_channel(amqp_client, channel)
         proxy.stall()
         started = time.monotonic()
@@ -217,10 +234,9 @@ def test_fault_close_on_silent_peer_is_heartbeat_timeout(
 def test_fault_silent_peer_with_unsent_data_is_heartbeat_timeout(
     amqp_client: KitClient, amqp_params: Params, amqp_broker: Any
 ) -> None:
-    with _proxy(amqp_broker) as proxy:
-        connection = amqp_client.connect(
-            amqp_params(host="127.0.0.1", port=proxy.port, heartbeat=HEARTBEAT))
-        channel = amqp_client.channel(connection)
+    with _through_proxy(
+        amqp_client, amqp_params, amqp_broker, heartbeat=HEARTBEAT
+    ) as (proxy, connection, channel):
         proxy.stall(discard=False)  # nobody reads: the socket buffers fill up
         started = time.monotonic()
         for _ in range(FLOOD_COUNT):
@@ -234,10 +250,9 @@ def test_fault_silent_peer_with_unsent_data_is_heartbeat_timeout(
 def test_fault_cut_upstream_mid_frame_is_stream_lost(
     amqp_client: KitClient, amqp_params: Params, amqp_broker: Any
 ) -> None:
-    with _proxy(amqp_broker) as proxy:
-        connection = amqp_client.connect(
-            amqp_params(host="127.0.0.1", port=proxy.port, heartbeat=0))
-        channel = amqp_client.channel(connection)
+    with _through_proxy(
+        amqp_client, amqp_params, amqp_broker, heartbeat=0
+    ) as (proxy, connection, channel):
         proxy.cut(Direction.UPSTREAM, CUT_AFTER)
         started = time.monotonic()
         channel.basic_publish("", unique_name("kit-nowhere"), b"U" * LARGE_BODY)
@@ -252,10 +267,9 @@ def test_fault_cut_upstream_mid_frame_is_stream_lost(
 def test_fault_slow_network_is_not_a_dead_peer(
     amqp_client: KitClient, amqp_params: Params, amqp_broker: Any
 ) -> None:
-    with _proxy(amqp_broker) as proxy:
-        connection = amqp_client.connect(
-            amqp_params(host="127.0.0.1", port=proxy.port, heartbeat=HEARTBEAT))
-        channel = amqp_client.channel(connection)
+    with _through_proxy(
+        amqp_client, amqp_params, amqp_broker, heartbeat=HEARTBEAT
+    ) as (proxy, connection, channel):
         proxy.pass_through(latency=LATENCY)
         amqp_client.run_for(IDLE_SLOW)  # several intervals, every byte late
         assert connection.is_open, amqp_client.calls
@@ -268,9 +282,7 @@ def test_fault_slow_network_is_not_a_dead_peer(
 
 def _lose_stream(amqp_client: KitClient, amqp_params: Params, amqp_broker: Any,
                  *, reset: bool) -> None:
-    with _proxy(amqp_broker) as proxy:
-        connection = amqp_client.connect(amqp_params(host="127.0.0.1", port=proxy.port))
-        channel = amqp_client.channel(connection)
+    with _through_proxy(amqp_client, amqp_params, amqp_broker) as (proxy, connection, channel):
         watched = _watch_channel(amqp_client, channel)
         started = time.monotonic()
         if reset:
@@ -301,10 +313,9 @@ def test_fault_stream_reset_is_stream_lost(
 def test_fault_cut_mid_frame_is_stream_lost(
     amqp_client: KitClient, amqp_params: Params, amqp_broker: Any
 ) -> None:
-    with _proxy(amqp_broker) as proxy:
-        connection = amqp_client.connect(
-            amqp_params(host="127.0.0.1", port=proxy.port, heartbeat=0))
-        channel = amqp_client.channel(connection)
+    with _through_proxy(
+        amqp_client, amqp_params, amqp_broker, heartbeat=0
+    ) as (proxy, connection, channel):
         watched = _watch_channel(amqp_client, channel)
         queue = unique_name("kit-fault-q")
         amqp_client.call(channel.queue_declare, queue, exclusive=True)
@@ -416,10 +427,9 @@ def _blocking_raises(kind: type[BaseException], call: Callable[[], Any],
 def test_fault_blocking_stalled_peer_is_heartbeat_timeout(
     amqp_blocking_connect: Callable[..., Any], amqp_broker: Any
 ) -> None:
-    with _proxy(amqp_broker) as proxy:
-        connection = amqp_blocking_connect(host="127.0.0.1", port=proxy.port,
-                                           heartbeat=HEARTBEAT)
-        channel = connection.channel()
+    with _blocking_through_proxy(
+        amqp_blocking_connect, amqp_broker, heartbeat=HEARTBEAT
+    ) as (proxy, connection, channel):
         channel.confirm_delivery()
         queue = channel.queue_declare(unique_name("kit-fault-bq"), exclusive=True).method.queue
         other = connection.channel()
@@ -453,10 +463,9 @@ def _blocking_lose_stream(connect: Callable[..., Any], broker: Any, *, reset: bo
 def test_fault_blocking_one_way_silence_is_heartbeat_timeout(
     amqp_blocking_connect: Callable[..., Any], amqp_broker: Any
 ) -> None:
-    with _proxy(amqp_broker) as proxy:
-        connection = amqp_blocking_connect(host="127.0.0.1", port=proxy.port,
-                                           heartbeat=HEARTBEAT)
-        channel = connection.channel()
+    with _blocking_through_proxy(
+        amqp_blocking_connect, amqp_broker, heartbeat=HEARTBEAT
+    ) as (proxy, connection, channel):
         proxy.stall(Direction.DOWNSTREAM, discard=False)  # our heartbeats still go out
         error, elapsed = _blocking_raises(
             exceptions.AMQPHeartbeatTimeout, lambda: connection.sleep(HEARTBEAT_BOUND + 5.0),
@@ -469,10 +478,9 @@ def test_fault_blocking_one_way_silence_is_heartbeat_timeout(
 def test_fault_blocking_close_on_silent_peer_is_heartbeat_timeout(
     amqp_blocking_connect: Callable[..., Any], amqp_broker: Any
 ) -> None:
-    with _proxy(amqp_broker) as proxy:
-        connection = amqp_blocking_connect(host="127.0.0.1", port=proxy.port,
-                                           heartbeat=HEARTBEAT)
-        channel = connection.channel()
+    with _blocking_through_proxy(
+        amqp_blocking_connect, amqp_broker, heartbeat=HEARTBEAT
+    ) as (proxy, connection, channel):
         proxy.stall()
         # Close-Ok never comes: the heartbeat ends the wait (pika raises the same)
         _blocking_raises(exceptions.AMQPHeartbeatTimeout, connection.close, HEARTBEAT_BOUND)
@@ -482,10 +490,9 @@ def test_fault_blocking_close_on_silent_peer_is_heartbeat_timeout(
 def test_fault_blocking_silent_peer_with_unsent_data_is_heartbeat_timeout(
     amqp_blocking_connect: Callable[..., Any], amqp_broker: Any
 ) -> None:
-    with _proxy(amqp_broker) as proxy:
-        connection = amqp_blocking_connect(host="127.0.0.1", port=proxy.port,
-                                           heartbeat=HEARTBEAT)
-        channel = connection.channel()
+    with _blocking_through_proxy(
+        amqp_blocking_connect, amqp_broker, heartbeat=HEARTBEAT
+    ) as (proxy, connection, channel):
         proxy.stall(discard=False)  # nobody reads: the socket buffers fill up
 
         def flood() -> None:
@@ -500,9 +507,9 @@ def test_fault_blocking_silent_peer_with_unsent_data_is_heartbeat_timeout(
 def test_fault_blocking_cut_upstream_mid_frame_is_stream_lost(
     amqp_blocking_connect: Callable[..., Any], amqp_broker: Any
 ) -> None:
-    with _proxy(amqp_broker) as proxy:
-        connection = amqp_blocking_connect(host="127.0.0.1", port=proxy.port, heartbeat=0)
-        channel = connection.channel()
+    with _blocking_through_proxy(
+        amqp_blocking_connect, amqp_broker, heartbeat=0
+    ) as (proxy, connection, channel):
         proxy.cut(Direction.UPSTREAM, CUT_AFTER)
 
         def publish() -> None:
@@ -517,10 +524,9 @@ def test_fault_blocking_cut_upstream_mid_frame_is_stream_lost(
 def test_fault_blocking_slow_network_is_not_a_dead_peer(
     amqp_blocking_connect: Callable[..., Any], amqp_broker: Any
 ) -> None:
-    with _proxy(amqp_broker) as proxy:
-        connection = amqp_blocking_connect(host="127.0.0.1", port=proxy.port,
-                                           heartbeat=HEARTBEAT)
-        channel = connection.channel()
+    with _blocking_through_proxy(
+        amqp_blocking_connect, amqp_broker, heartbeat=HEARTBEAT
+    ) as (proxy, connection, channel):
         proxy.pass_through(latency=LATENCY)
         connection.sleep(IDLE_SLOW)  # several intervals, every byte late
         started = time.monotonic()
@@ -545,9 +551,9 @@ def test_fault_blocking_stream_reset_is_stream_lost(
 def test_fault_blocking_cut_mid_frame_is_stream_lost(
     amqp_blocking_connect: Callable[..., Any], amqp_broker: Any
 ) -> None:
-    with _proxy(amqp_broker) as proxy:
-        connection = amqp_blocking_connect(host="127.0.0.1", port=proxy.port, heartbeat=0)
-        channel = connection.channel()
+    with _blocking_through_proxy(
+        amqp_blocking_connect, amqp_broker, heartbeat=0
+    ) as (proxy, connection, channel):
         channel.confirm_delivery()
         queue = channel.queue_declare(unique_name("kit-fault-bq"), exclusive=True).method.queue
         channel.basic_publish("", queue, b"L" * LARGE_BODY)  # returns once confirmed
